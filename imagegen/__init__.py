@@ -1,0 +1,17 @@
+"""imagegen: batch image generation with Nano Banana Pro, with a resumable session journal.
+
+Architecture (one module per concept; the pure core first, then the I/O shell):
+
+- ``workspace``: reads combos (reference images) and catalogs (prompt files).
+- ``planner``: combos x prompts -> jobs, prompt text, output folders.   (pure)
+- ``sizes``, ``pricing``: size tiers, pixel sizes, prices.                (pure)
+- ``retry``: the retry policy on tenacity.                                (pure)
+- ``limiter``: concurrency, spacing, per-minute cap, pool pauses.
+- ``journal``: the session's event log and JSON snapshot.
+- ``runner``: the worker pool that runs jobs through a provider.
+- ``provider``: the provider Protocol; ``gemini``: the google-genai adapter.
+- ``emulator``: a loopback Gemini API for offline runs and tests.
+- ``progress``: the progress display; ``session``, ``cli``: the command line.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,97 @@
+"""The error tree. Everything above the provider adapters sees only these types.
+
+    ImagegenError
+    ├── InputError            bad workspace file, flag or journal; names the file/value and the fix
+    │   └── SessionLocked     another process holds the session
+    └── ProviderError         one attempt's failure; says whether another attempt can help
+        ├── RateLimited       HTTP 429, per-minute quota; ``retry_after`` from RetryInfo
+        ├── ServerError       HTTP 408/5xx, a dropped connection, a body that is not JSON
+        ├── AttemptTimeout    no answer within the per-attempt timeout
+        ├── BadRequest        HTTP 400 (and other 4xx): this request will never succeed
+        ├── NoImage           HTTP 200 without an image: prompt blocked, finish reason, text only,
+        │                     bytes that do not decode
+        └── BatchStop         nothing should start any more: 403, invalid key, per-day quota,
+                              unknown model id (404)
+
+Exit codes (documented in the README): ``EXIT_OK`` all jobs completed, ``EXIT_FAILED`` some
+jobs failed, ``EXIT_USAGE`` usage or input error, ``EXIT_STOPPED`` the batch was stopped.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+
+
+class ImagegenError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InputError(ImagegenError):
+    """Bad input: the message names the file or value and says how to fix it."""
+
+    exit_code = EXIT_USAGE
+
+
+class SessionLocked(InputError):
+    """Another process is running the session (an OS-level lock is held)."""
+
+
+class ProviderError(ImagegenError):
+    """One attempt failed. ``kind`` is the short label recorded in the journal.
+
+    ``retryable`` says whether another attempt can help; ``retry_after`` is the server's own
+    wait in seconds when it gave one (RetryInfo.retryDelay), else None.
+    """
+
+    kind = "provider_error"
+    retryable = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limited"
+    retryable = True
+
+
+class ServerError(ProviderError):
+    kind = "server_error"
+    retryable = True
+
+
+class AttemptTimeout(ProviderError):
+    kind = "timeout"
+    retryable = True
+
+
+class BadRequest(ProviderError):
+    kind = "bad_request"
+
+
+class NoImage(ProviderError):
+    """HTTP 200 without a usable image; ``reason`` is the block or finish reason.
+
+    Deterministic for a prompt (gemini-api notes, "Outcomes that are HTTP 200"): retrying spends
+    money for nothing, so it is never retried.
+    """
+
+    kind = "no_image"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BatchStop(ProviderError):
+    """The whole batch must stop: 403, invalid key, per-day quota or unknown model."""
+
+    kind = "batch_stop"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

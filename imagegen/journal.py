@@ -1,0 +1,387 @@
+"""The session journal: an append-only event log beside a JSON snapshot, like SQLite's WAL.
+
+Files in the sessions folder, for session id ``S`` (seed 003, "Session Tracking"):
+
+- ``S-events.jsonl``: one JSON object per line. Line 1 creates the session (config and every
+  planned job); each later line is one change (``seq``, ``at``, ``job``, ``set`` fields,
+  an optional ``history`` entry) or a session change (``session``). Appends are batched by a
+  single writer task and flushed (and fsynced) before :meth:`Journal.record` returns, so a status
+  change is durable before the step that depends on it.
+- ``S-session.json``: the whole session in the seed's schema (``session_id``, ``started``,
+  ``config``, ``jobs[]``, ``summary``) plus ``journal.seq`` / ``journal.offset``, the last
+  change it includes and where the log continues. It is rewritten atomically (temp file, fsync,
+  rename) when the log has grown by as many bytes as the snapshot holds, or when it is older than
+  ``max(0.5 s, snapshot bytes / 4 MB/s)``, and on close. Both rules keep the bytes written per
+  status change independent of the session's size; the snapshot is always valid JSON for ``jq``
+  and lags the log by at most that delay.
+- ``S.lock``: an OS-level lock (filelock) held while a process runs the session.
+
+Readers (:func:`load`) take the snapshot and replay the log from its offset, so they see every
+change; a corrupt or missing snapshot is rebuilt from the log alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import filelock
+import orjson
+
+from .errors import InputError, SessionLocked
+from .images import write_atomic
+from .planner import Job
+
+FORMAT_VERSION = 1
+STATUSES = ("pending", "running", "retry", "completed", "failed")
+_SNAPSHOT_MIN_DELAY = 0.5  # seconds
+_SNAPSHOT_BYTES_PER_SECOND = 4_000_000
+
+Doc = dict[str, Any]
+
+
+def now_iso() -> str:
+    """Local time, seconds precision, as in the seed ("2025-01-15T14:30:00")."""
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def snapshot_path(sessions_dir: Path, session_id: str) -> Path:
+    return sessions_dir / f"{session_id}-session.json"
+
+
+def events_path(sessions_dir: Path, session_id: str) -> Path:
+    return sessions_dir / f"{session_id}-events.jsonl"
+
+
+def new_job_entry(job: Job) -> dict[str, Any]:
+    """A planned job as it appears in ``jobs[]`` before its first attempt."""
+    entry = asdict(job)
+    entry.update(
+        status="pending", attempts=0, output=None, error=None, started=None, completed=None,
+        finish_reason=None, usage=None, cost_usd=None, image=None, history=[],
+    )
+    return entry
+
+
+def summarize(doc: Doc) -> dict[str, Any]:
+    """Counts by status, the total and the cost so far (USD) of a session document."""
+    counts = Counter(job["status"] for job in doc["jobs"])
+    summary: dict[str, Any] = {"total": len(doc["jobs"])}
+    summary.update({status: counts.get(status, 0) for status in STATUSES})
+    summary["cost_usd"] = round(sum(j["cost_usd"] or 0.0 for j in doc["jobs"]), 6)
+    return summary
+
+
+def apply(doc: Doc, index: Mapping[str, dict[str, Any]], event: Mapping[str, Any]) -> None:
+    """Fold one change event into a session document (pure apart from mutating ``doc``)."""
+    if "job" in event:
+        job = index[event["job"]]
+        job.update(event.get("set", {}))
+        if "history" in event:
+            job["history"].append(event["history"])
+    if "session" in event:
+        doc.update(event["session"])
+    doc["updated"] = event["at"]
+
+
+def _index(doc: Doc) -> dict[str, dict[str, Any]]:
+    return {job["id"]: job for job in doc["jobs"]}
+
+
+def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
+    # A line without its newline is a write the process did not finish: not part of the log.
+    for number, line in enumerate(data.split(b"\n")[:-1], 1):
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(
+                f"{path}: line {number} is not valid JSON; the event log is damaged "
+                "(it is left as it is)"
+            ) from exc
+
+
+def load(sessions_dir: Path, session_id: str) -> Doc:
+    """The current state of a session: the snapshot plus every change logged after it.
+
+    Raises InputError if the session does not exist, was written by a newer imagegen, or
+    neither the snapshot nor the event log can be read. Never writes.
+    """
+    doc, _offset = _load(sessions_dir, session_id)
+    return doc
+
+
+def _load(sessions_dir: Path, session_id: str) -> tuple[Doc, int]:
+    snap, log = snapshot_path(sessions_dir, session_id), events_path(sessions_dir, session_id)
+    if not snap.exists() and not log.exists():
+        raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
+    doc: Doc | None = None
+    if snap.exists():
+        try:
+            doc = orjson.loads(snap.read_bytes())
+        except orjson.JSONDecodeError:
+            doc = None  # rebuilt from the event log below, and the damaged file is left alone
+        if doc is not None and doc.get("version", 0) > FORMAT_VERSION:
+            raise InputError(
+                f"{snap}: written by a newer imagegen (format {doc['version']}); upgrade imagegen"
+            )
+    offset = doc["journal"]["offset"] if doc else 0
+    seq = doc["journal"]["seq"] if doc else -1
+    data = b""
+    if log.exists():
+        with log.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    elif doc is None:
+        raise InputError(f"{snap}: not valid JSON and no event log to rebuild it from")
+    index = _index(doc) if doc else {}
+    for event in _parse_lines(data, log):
+        if "create" in event:
+            doc = event["create"]
+            index = _index(doc)
+        elif doc is None:
+            raise InputError(f"{log}: the first line does not create the session")
+        elif event["seq"] > seq:
+            apply(doc, index, event)
+        seq = max(seq, event["seq"])
+    if doc is None:
+        raise InputError(f"{snap}: cannot be read and {log} is empty")
+    doc["journal"] = {"seq": seq, "offset": offset + len(data) - len(data.rsplit(b"\n", 1)[-1])}
+    doc["summary"] = summarize(doc)
+    return doc, doc["journal"]["offset"]
+
+
+def new_session_id(sessions_dir: Path) -> str:
+    """A start timestamp as in the seed ("2025-01-15-14-30-00"), suffixed -2, -3 if taken."""
+    base = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    for n in range(1, 1000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        if not events_path(sessions_dir, candidate).exists():
+            return candidate
+    raise InputError(f"{sessions_dir}: too many sessions started this second")
+
+
+def list_sessions(sessions_dir: Path) -> list[str]:
+    """Session ids in the folder, oldest first."""
+    if not sessions_dir.is_dir():
+        return []
+    ids = {p.name.removesuffix("-events.jsonl") for p in sessions_dir.glob("*-events.jsonl")}
+    ids |= {p.name.removesuffix("-session.json") for p in sessions_dir.glob("*-session.json")}
+    return sorted(ids)
+
+
+class Journal:
+    """A session open for writing by this process. Use :func:`create` or :func:`open_session`.
+
+    ``doc`` is the live session document (the snapshot's content); change it only through
+    :meth:`record` and :meth:`record_session`.
+    """
+
+    def __init__(
+        self, sessions_dir: Path, doc: Doc, offset: int, *, fsync: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions_dir = sessions_dir
+        self.doc = doc
+        self.session_id: str = doc["session_id"]
+        self.fsync = fsync
+        self._clock = clock
+        self._index = _index(doc)
+        self._counts = Counter(job["status"] for job in doc["jobs"])
+        self._seq: int = doc["journal"]["seq"]
+        self._offset = offset
+        self._snapshot_bytes = 0
+        self._logged_since_snapshot = 0
+        self._snapshot_at = clock()
+        self._dirty = False
+        self.bytes_written = 0
+        self.write_seconds = 0.0
+        self._send, self._receive = anyio.create_memory_object_stream[
+            tuple[bytes, anyio.Event]
+        ](1024)
+        self._lock = filelock.FileLock(str(sessions_dir / f"{self.session_id}.lock"))
+
+    @property
+    def snapshot_path(self) -> Path:
+        return snapshot_path(self.sessions_dir, self.session_id)
+
+    @property
+    def events_path(self) -> Path:
+        return events_path(self.sessions_dir, self.session_id)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The live journal entry of a job (read only)."""
+        return self._index[job_id]
+
+    def counts(self) -> Counter[str]:
+        """Jobs per status, kept up to date on every change (no scan)."""
+        return self._counts
+
+    def acquire(self) -> None:
+        """Take the session's OS lock; raises SessionLocked if another process holds it."""
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout as exc:
+            raise SessionLocked(
+                f"session {self.session_id} is being run by another process "
+                f"(lock {self._lock.lock_file}); wait for it or use --status {self.session_id}"
+            ) from exc
+
+    async def record(
+        self, job_id: str, history: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """Set ``fields`` on a job (and append a history entry); returns once it is on disk."""
+        job = self._index[job_id]
+        if "status" in fields and fields["status"] != job["status"]:
+            self._counts[job["status"]] -= 1
+            self._counts[fields["status"]] += 1
+        event: dict[str, Any] = {"job": job_id, "set": fields}
+        if history is not None:
+            event["history"] = history
+        await self._log(event)
+
+    async def record_session(self, **fields: Any) -> None:
+        """Set session-level fields (``state``, ``stop_reason``, ``children``, ...)."""
+        await self._log({"session": fields})
+
+    async def _log(self, event: dict[str, Any]) -> None:
+        self._seq += 1
+        event = {"seq": self._seq, "at": now_iso(), **event}
+        apply(self.doc, self._index, event)
+        self.doc["journal"]["seq"] = self._seq
+        self._dirty = True
+        done = anyio.Event()
+        await self._send.send((orjson.dumps(event) + b"\n", done))
+        await done.wait()
+
+    async def run_writer(self) -> None:
+        """The single writer: group-commits queued events, then snapshots when due."""
+        async with self._receive:
+            while True:
+                delay = self._snapshot_delay() if self._dirty else None
+                with anyio.move_on_after(delay if delay is not None else float("inf")):
+                    try:
+                        first = await self._receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    batch = [first]
+                    while True:
+                        try:
+                            batch.append(self._receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    await self._append(b"".join(line for line, _ in batch))
+                    for _, done in batch:
+                        done.set()
+                if self._dirty and self._snapshot_delay() == 0:
+                    await self.write_snapshot()
+        await self.write_snapshot()
+
+    def _snapshot_delay(self) -> float:
+        if self._logged_since_snapshot >= self._snapshot_bytes:
+            return 0.0
+        wait = max(_SNAPSHOT_MIN_DELAY, self._snapshot_bytes / _SNAPSHOT_BYTES_PER_SECOND)
+        return max(0.0, self._snapshot_at + wait - self._clock())
+
+    async def _append(self, data: bytes) -> None:
+        started = time.perf_counter()
+        await anyio.to_thread.run_sync(self._append_sync, data)
+        self.write_seconds += time.perf_counter() - started
+        self._offset += len(data)
+        self._logged_since_snapshot += len(data)
+        self.bytes_written += len(data)
+
+    def _append_sync(self, data: bytes) -> None:
+        with self.events_path.open("ab") as fh:
+            fh.write(data)
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+
+    async def write_snapshot(self) -> None:
+        """Rewrite the snapshot atomically from the live document."""
+        self.doc["journal"]["offset"] = self._offset
+        self.doc["summary"] = summarize(self.doc)
+        data = orjson.dumps(self.doc, option=orjson.OPT_INDENT_2)
+        started = time.perf_counter()
+        await anyio.to_thread.run_sync(write_atomic, self.snapshot_path, data)
+        self.write_seconds += time.perf_counter() - started
+        self.bytes_written += len(data)
+        self._snapshot_bytes = len(data)
+        self._logged_since_snapshot = 0
+        self._snapshot_at = self._clock()
+        self._dirty = False
+
+    def close_writer(self) -> None:
+        self._send.close()
+
+
+@asynccontextmanager
+async def running(journal: Journal) -> Any:
+    """Hold the session's lock and run its writer for the duration of the block."""
+    journal.acquire()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(journal.run_writer)
+            try:
+                yield journal
+            finally:
+                journal.close_writer()
+    finally:
+        with suppress(Exception):
+            journal._lock.release()
+
+
+def create(
+    sessions_dir: Path, config: dict[str, Any], jobs: list[Job], *, fsync: bool = True,
+    parent: str | None = None,
+) -> Journal:
+    """Start a new session: write its first event log line and its first snapshot.
+
+    Raises OSError if the sessions folder cannot be written.
+    """
+    sessions_dir.mkdir(parents=True, exist_ok=True)
+    session_id = new_session_id(sessions_dir)
+    doc: Doc = {
+        "version": FORMAT_VERSION,
+        "session_id": session_id,
+        "started": now_iso(),
+        "updated": now_iso(),
+        "state": "new",
+        "stop_reason": None,
+        "parent": parent,
+        "children": [],
+        "config": config,
+        "jobs": [new_job_entry(job) for job in jobs],
+    }
+    line = orjson.dumps({"seq": 0, "at": doc["started"], "create": doc}) + b"\n"
+    log = events_path(sessions_dir, session_id)
+    with log.open("xb") as fh:  # "x": two starts in one second never share a log
+        fh.write(line)
+        fh.flush()
+        if fsync:
+            os.fsync(fh.fileno())
+    doc["journal"] = {"seq": 0, "offset": len(line)}
+    doc["summary"] = summarize(doc)
+    write_atomic(snapshot_path(sessions_dir, session_id), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    return Journal(sessions_dir, doc, len(line), fsync=fsync)
+
+
+def open_session(sessions_dir: Path, session_id: str, *, fsync: bool = True) -> Journal:
+    """Open an existing session for writing (resume, retry). Raises InputError if unreadable.
+
+    A log whose last line was cut off by a crash is trimmed back to its last whole line.
+    """
+    doc, offset = _load(sessions_dir, session_id)
+    log = events_path(sessions_dir, session_id)
+    if log.exists() and log.stat().st_size > offset:
+        with log.open("r+b") as fh:
+            fh.truncate(offset)
+    return Journal(sessions_dir, doc, offset, fsync=fsync)

@@ -1,0 +1,61 @@
+"""The provider seam: one async method that turns an image request into a generation.
+
+A provider raises only :mod:`imagegen.errors` types; the runner never sees an SDK exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One reference image as sent inline: its role (file stem), MIME type and bytes."""
+
+    role: str
+    mime_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """What one attempt asks for.
+
+    ``quality`` is the Gemini ``image_size`` tier ("1K", "2K", "4K"); ``aspect`` a ratio such as
+    "1:1"; ``timeout`` the per-attempt limit in seconds.
+    """
+
+    model: str
+    prompt: str
+    references: tuple[Reference, ...]
+    quality: str
+    aspect: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts from the response's ``usageMetadata`` (0 when absent)."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    thought_tokens: int = 0
+    image_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A successful attempt: the kept image's bytes (the last non-thought image part)."""
+
+    image: bytes = field(repr=False)
+    mime_type: str
+    finish_reason: str | None
+    usage: Usage
+    model_version: str | None = None
+
+
+class ImageProvider(Protocol):
+    """Anything that can generate one image. Raises :class:`imagegen.errors.ProviderError`."""
+
+    async def generate(self, request: ImageRequest) -> Generation: ...

@@ -1,0 +1,299 @@
+"""The runner: a worker pool that takes a session's jobs through the provider to image files.
+
+One task group owns the workers; job ids flow to them through a bounded memory stream. A job
+waits for a call slot (``Limits.concurrency``) and a start turn (spacing, per-minute cap,
+pool-wide pause), then calls the provider under the retry policy. Every status change is in the
+journal before the step that depends on it: ``running`` (with the planned output path) before
+the call, ``completed`` only after the image file is on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from PIL import Image
+
+from . import pricing
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, BatchStop, ProviderError, RateLimited
+from .images import ImageInfo, sniff, write_atomic
+from .journal import Journal, now_iso
+from .limiter import Clock, Sleep, StartGate
+from .provider import Generation, ImageProvider, ImageRequest, Reference
+from .retry import RetryPolicy, retrying
+from .sizes import pixel_size
+
+# Models whose pixel sizes are published per tier; others (2.5 Flash) have one fixed size.
+SIZED_MODELS = ("gemini-3-pro-image", "gemini-3-pro-image-preview")
+
+
+@dataclass
+class PoolView:
+    """What the progress display shows beyond the journal's counts (mutated by the runner)."""
+
+    in_flight: dict[str, int] = field(default_factory=dict)  # job id -> attempt number
+    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=5))
+    pause_until: float = 0.0
+    pause_reason: str | None = None
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Counts after a run, and why it stopped early (None if it did not)."""
+
+    completed: int
+    failed: int
+    pending: int
+    stop_reason: str | None
+
+    @property
+    def exit_code(self) -> int:
+        """3 stopped, 1 some job failed, 0 every job completed (README, "Exit codes")."""
+        if self.stop_reason:
+            return EXIT_STOPPED
+        return EXIT_FAILED if self.failed or self.pending else EXIT_OK
+
+
+class _Stopped(Exception):
+    """The batch stopped before this job's next attempt could start."""
+
+
+def planned_output(entry: dict[str, Any], when: datetime) -> Path:
+    """``{output_dir}/{timestamp}-{short_id}-{quality}.png``, suffixed ``-2``, ... if taken."""
+    folder = Path(entry["output_dir"])
+    stem = f"{when:%Y-%m-%d-%H-%M-%S}-{entry['short_id']}-{entry['quality']}"
+    path, n = folder / f"{stem}.png", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.png"
+    return path
+
+
+def to_png(data: bytes, info: ImageInfo) -> bytes:
+    """The image as PNG: bytes unchanged if already PNG, else decoded and re-encoded losslessly.
+
+    Outputs are always ``.png`` (seed 003 layout), whatever format the model sent.
+    """
+    if info.format == "PNG":
+        return data
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return out.getvalue()
+
+
+def check_size(entry: dict[str, Any], info: ImageInfo) -> str | None:
+    """A note if the image is not the pixel size the tier promises (None when it is)."""
+    if entry["model"] not in SIZED_MODELS:
+        return None
+    want = pixel_size(entry["quality"], entry["aspect"])
+    if (info.width, info.height) == want:
+        return None
+    return (
+        f"wrong size: got {info.width}x{info.height}, {entry['quality']} {entry['aspect']} "
+        f"is {want[0]}x{want[1]}"
+    )
+
+
+def _read_references(entry: dict[str, Any]) -> tuple[Reference, ...]:
+    refs = []
+    for name in entry["references"]:
+        path = Path(name)
+        data = path.read_bytes()
+        refs.append(Reference(path.stem.lower(), sniff(data).mime_type, data))
+    return tuple(refs)
+
+
+def _save(path: Path, data: bytes) -> ImageInfo:
+    info = sniff(data)
+    write_atomic(path, to_png(data, info), exclusive=True)
+    return info
+
+
+class Runner:
+    """Runs jobs of one open session. Clock and sleep are injected for tests."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        provider: ImageProvider,
+        gate: StartGate,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float = 90.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.provider = provider
+        self.gate = gate
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.notify = notify or (lambda _line: None)
+        self.view = PoolView()
+
+    def stop(self, reason: str) -> None:
+        """Start nothing new; calls in flight finish and are recorded."""
+        if self.view.stop_reason is None:
+            self.view.stop_reason = reason
+            self.notify(f"stopping: {reason}")
+
+    async def run(self, job_ids: list[str]) -> RunResult:
+        """Run ``job_ids`` (in order) to completion, failure, or a batch stop."""
+        workers = self.gate.limits.concurrency * 2
+        send, receive = anyio.create_memory_object_stream[str](0)
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(self._worker, receive.clone())
+            receive.close()
+            async with send:
+                for job_id in job_ids:
+                    if self.view.stop_reason:
+                        break
+                    await send.send(job_id)
+        counts = self.journal.counts()
+        return RunResult(
+            counts["completed"], counts["failed"],
+            counts["pending"] + counts["retry"] + counts["running"], self.view.stop_reason,
+        )
+
+    async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
+        async with receive:
+            async for job_id in receive:
+                if not self.view.stop_reason:
+                    await self.run_job(job_id)
+
+    async def run_job(self, job_id: str) -> None:
+        """Take one job from its current status to completed, failed, or back to pending."""
+        entry = self.journal.job(job_id)
+        label = f"[{job_id}] {entry['prompt_id']} + {entry['combo']}"
+        try:
+            references = await anyio.to_thread.run_sync(_read_references, entry)
+        except (OSError, ValueError) as exc:
+            await self.journal.record(
+                job_id, status="failed", error=f"reference image unreadable: {exc}",
+                completed=now_iso(),
+            )
+            self._finished(job_id, f"✗ {label} → reference image unreadable")
+            return
+        request = ImageRequest(
+            entry["model"], entry["prompt"], references, entry["quality"], entry["aspect"],
+            self.timeout,
+        )
+
+        async def on_retry(error: ProviderError, wait: float) -> None:
+            self.view.in_flight.pop(job_id, None)
+            await self.journal.record(
+                job_id, status="retry", output=None, error=f"{error.kind}: {error}",
+                history=_history(entry, error, wait),
+            )
+            self.notify(f"↻ {label} attempt {entry['attempts']} {error.kind}, retry in {wait:.0f}s")
+
+        controller = retrying(
+            self.policy, sleep=self.sleep, clock=self.clock, before_sleep=on_retry
+        )
+        try:
+            async for attempt in controller:
+                with attempt:
+                    generation, output = await self._attempt(job_id, entry, request)
+        except _Stopped:
+            await self.journal.record(job_id, status="pending", output=None)
+            return
+        except BatchStop as exc:
+            self.stop(str(exc))
+            self.view.in_flight.pop(job_id, None)
+            await self.journal.record(
+                job_id, status="pending", output=None, error=f"{exc.kind}: {exc}",
+                history=_history(entry, exc, None),
+            )
+            return
+        except ProviderError as exc:
+            self.view.in_flight.pop(job_id, None)
+            reason = getattr(exc, "reason", None)
+            await self.journal.record(
+                job_id, status="failed", output=None, error=f"{exc.kind}: {exc}",
+                completed=now_iso(),
+                finish_reason=reason, history=_history(entry, exc, None),
+            )
+            self._finished(job_id, f"✗ {label} → {exc.kind}: {reason or exc}")
+            return
+        await self._complete(job_id, entry, generation, output, label)
+
+    async def _attempt(
+        self, job_id: str, entry: dict[str, Any], request: ImageRequest
+    ) -> tuple[Generation, Path]:
+        async with self.gate.slots:
+            if self.view.stop_reason:
+                raise _Stopped
+            await self.gate.wait_turn()
+            if self.view.stop_reason:
+                raise _Stopped
+            attempt = entry["attempts"] + 1
+            output = planned_output(entry, datetime.now())
+            await self.journal.record(
+                job_id, status="running", attempts=attempt, started=now_iso(), output=str(output),
+            )
+            self.view.in_flight[job_id] = attempt
+            try:
+                return await self.provider.generate(request), output
+            except RateLimited as exc:
+                wait = exc.retry_after if exc.retry_after is not None else self.policy.rate_limit_wait
+                self.gate.pause(wait, "rate limited (429)")
+                raise
+
+    async def _complete(
+        self, job_id: str, entry: dict[str, Any], generation: Generation, output: Path, label: str
+    ) -> None:
+        self.view.in_flight.pop(job_id, None)
+        try:
+            info = await anyio.to_thread.run_sync(_save, output, generation.image)
+        except OSError as exc:
+            await self.journal.record(
+                job_id, status="failed", output=None, completed=now_iso(),
+                error=f"cannot write {output}: {exc.strerror or exc}",
+            )
+            self._finished(job_id, f"✗ {label} → cannot write image")
+            return
+        size_note = check_size(entry, info)
+        cost = pricing.cost(
+            entry["model"], entry["quality"], len(entry["references"]), generation.usage
+        )
+        await self.journal.record(
+            job_id,
+            status="completed",
+            output=str(output),
+            completed=now_iso(),
+            error=size_note,
+            finish_reason=generation.finish_reason,
+            usage=asdict(generation.usage),
+            cost_usd=round(cost, 6),
+            image={"format": info.format, "width": info.width, "height": info.height,
+                   "size_ok": size_note is None},
+            history={"attempt": entry["attempts"], "started": entry["started"],
+                     "ended": now_iso(), "outcome": "completed"},
+        )
+        self._finished(job_id, f"✓ {label} → saved {output.name}")
+
+    def _finished(self, job_id: str, line: str) -> None:
+        self.view.recent.appendleft((job_id, line))
+        self.notify(line)
+
+
+def _history(entry: dict[str, Any], error: ProviderError, wait: float | None) -> dict[str, Any]:
+    """One failed attempt, as kept in the job's ``history``."""
+    return {
+        "attempt": entry["attempts"], "started": entry["started"], "ended": now_iso(),
+        "outcome": error.kind, "error": str(error),
+        "wait": None if wait is None else round(wait, 3),
+    }

@@ -1,0 +1,222 @@
+"""The runner against a scripted fake provider, on virtual time: files, statuses, limits, policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+from PIL import Image
+
+from imagegen import journal as journal_mod
+from imagegen.errors import (
+    AttemptTimeout, BadRequest, BatchStop, NoImage, RateLimited, ServerError,
+)
+from imagegen.limiter import Limits, StartGate
+from imagegen.planner import Job, PlanRequest, plan
+from imagegen.retry import RetryPolicy
+from imagegen.runner import Runner, RunResult
+
+from .conftest import FakeProvider, VirtualClock, Workspace
+
+NO_JITTER = RetryPolicy(jitter=0.0)
+
+
+@dataclass
+class Run:
+    result: RunResult
+    doc: dict[str, Any]
+    clock: VirtualClock
+    starts: list[tuple[float, str]]
+    grants: list[float]
+    sessions: Path
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return next(j for j in self.doc["jobs"] if j["id"] == job_id)
+
+
+def jobs_of(ws: Workspace, **kw: Any) -> list[Job]:
+    args: dict[str, Any] = {"wardrobes": ("zip-hoodie",), "catalogs": ("v1.0",)} | kw
+    return plan(PlanRequest(
+        combos_root=ws.combos, catalogs_root=ws.catalogs, output=ws.root / "out", **args,
+    ))
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    clock = VirtualClock()
+    clock.track_threads(monkeypatch)
+    return clock
+
+
+async def run_jobs(
+    ws: Workspace, jobs: list[Job], provider: FakeProvider, clock: VirtualClock, *,
+    limits: Limits = Limits(3, 0.0, 1000), policy: RetryPolicy = NO_JITTER,
+) -> Run:
+    starts: list[tuple[float, str]] = []
+    provider.on_call = lambda req: starts.append((clock.now, req.prompt))
+    provider.sleep = clock.sleep
+    sessions = ws.root / "sessions"
+    journal = journal_mod.create(sessions, {"quality": "1K"}, jobs, fsync=False)
+    gate = StartGate(limits, clock=clock, sleep=clock.sleep)
+    grant = gate.wait_turn
+
+    async def recorded_turn() -> float:
+        # The gate's grants are the request starts the limits govern (the journal write between
+        # a grant and the call takes real, not virtual, time).
+        started = await grant()
+        grants.append(started)
+        return started
+
+    gate.wait_turn = recorded_turn  # type: ignore[method-assign]
+    grants: list[float] = []
+    runner = Runner(journal, provider, gate, policy=policy, clock=clock, sleep=clock.sleep)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.drive)
+        async with journal_mod.running(journal):
+            result = await runner.run([j.id for j in jobs])
+        tg.cancel_scope.cancel()
+    doc = orjson.loads(journal.snapshot_path.read_bytes())
+    return Run(result, doc, clock, starts, grants, sessions)
+
+
+@pytest.mark.asyncio
+async def test_every_job_completes_with_an_image_of_the_tier_size(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace)
+    run = await run_jobs(workspace, jobs, FakeProvider(), clock)
+    assert run.result.exit_code == 0
+    assert run.doc["summary"]["completed"] == len(jobs) == 6
+    for entry in run.doc["jobs"]:
+        path = Path(entry["output"])
+        assert path.parent == Path(entry["output_dir"]) and path.name.endswith(f"-{entry['short_id']}-1K.png")
+        with Image.open(path) as img:
+            assert img.size == (1024, 1024)
+        assert entry["status"] == "completed" and entry["attempts"] == 1
+        assert entry["image"] == {"format": "PNG", "width": 1024, "height": 1024, "size_ok": True}
+        assert entry["cost_usd"] == pytest.approx(0.134 + 0.0011 * len(entry["references"]) + 100 * 12e-6)
+        assert entry["history"][-1]["outcome"] == "completed"
+
+
+@pytest.mark.asyncio
+async def test_pool_respects_concurrency_spacing_and_per_minute_cap(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
+    provider = FakeProvider(call_duration=5.0)
+    run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(2, 1.0, 3, window=60.0))
+    times = run.grants
+    assert len(times) == len(jobs) == 9
+    assert provider.max_in_flight == 2
+    assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False)), times
+    assert all(sum(1 for t in times if s <= t < s + 60.0) <= 3 for s in times)
+    assert times[3] >= times[0] + 60.0  # the 4th start waits for the window
+
+
+@pytest.mark.asyncio
+async def test_429_waits_retry_delay_and_pauses_the_whole_pool(workspace: Workspace, clock: VirtualClock) -> None:
+    provider = FakeProvider()
+    provider.enqueue(RateLimited("HTTP 429", retry_after=7.0))
+    run = await run_jobs(workspace, jobs_of(workspace), provider, clock, limits=Limits(3, 1.0, 1000))
+    assert run.result.exit_code == 0
+    # Nothing starts during the pause: the next start is 7 s after the 429.
+    assert run.grants[1] >= run.grants[0] + 7.0
+    retried = [j for j in run.doc["jobs"] if j["attempts"] == 2]
+    assert len(retried) == 1
+    assert retried[0]["history"][0]["outcome"] == "rate_limited"
+    assert retried[0]["history"][0]["wait"] == 7.0
+
+
+@pytest.mark.asyncio
+async def test_429_without_retry_delay_waits_30s(workspace: Workspace, clock: VirtualClock) -> None:
+    provider = FakeProvider()
+    provider.enqueue(RateLimited("HTTP 429"))
+    run = await run_jobs(workspace, jobs_of(workspace, prompts=("ZH01",)), provider, clock)
+    assert 30.0 in run.clock.slept
+    assert {j["status"] for j in run.doc["jobs"]} == {"completed"}
+
+
+@pytest.mark.asyncio
+async def test_server_errors_wait_15s_and_give_up_after_3_attempts(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
+    provider = FakeProvider()
+    provider.enqueue(*(ServerError("HTTP 503 UNAVAILABLE") for _ in range(3)))
+    run = await run_jobs(workspace, jobs, provider, clock)
+    entry = run.job("001")
+    assert (entry["status"], entry["attempts"]) == ("failed", 3)
+    assert [h["wait"] for h in entry["history"]] == [15.0, 15.0, None]
+    assert entry["error"].startswith("server_error: HTTP 503")
+    assert run.result.exit_code == 1
+
+
+@pytest.mark.asyncio
+async def test_timeouts_back_off_5_15_30_then_succeed(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
+    provider = FakeProvider()
+    provider.enqueue(*(AttemptTimeout("no answer in 90 s") for _ in range(3)))
+    run = await run_jobs(workspace, jobs, provider, clock)
+    entry = run.job("001")
+    assert (entry["status"], entry["attempts"]) == ("completed", 4)
+    assert [h["wait"] for h in entry["history"][:3]] == [5.0, 15.0, 30.0]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("error", "finish_reason"),
+    [(BadRequest("HTTP 400 INVALID_ARGUMENT: bad"), None),
+     (NoImage("finish reason IMAGE_SAFETY", reason="IMAGE_SAFETY"), "IMAGE_SAFETY"),
+     (NoImage("prompt blocked", reason="PROMPT_BLOCKED:SAFETY"), "PROMPT_BLOCKED:SAFETY")],
+)
+async def test_terminal_outcomes_fail_at_once(workspace: Workspace, clock: VirtualClock, error: Exception,
+                                              finish_reason: str | None) -> None:
+    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01", "GN01"))
+    provider = FakeProvider()
+    provider.enqueue(error, match="Unboxing")
+    run = await run_jobs(workspace, jobs, provider, clock)
+    failed = [j for j in run.doc["jobs"] if j["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 1
+    assert failed[0]["finish_reason"] == finish_reason and failed[0]["output"] is None
+    assert not list(Path(failed[0]["output_dir"]).glob("*.png"))
+    assert run.result.exit_code == 1 and run.clock.slept == []
+
+
+@pytest.mark.asyncio
+async def test_403_stops_the_batch_leaving_the_rest_pending(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
+    provider = FakeProvider(call_duration=2.0)
+    provider.enqueue("image", "image", BatchStop("HTTP 403 PERMISSION_DENIED", reason="permission_denied"))
+    run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(3, 0.0, 1000))
+    assert run.result.exit_code == 3 and "403" in (run.result.stop_reason or "")
+    statuses = [j["status"] for j in run.doc["jobs"]]
+    assert statuses.count("completed") == 2  # the calls in flight finished and were saved
+    assert statuses.count("pending") == len(jobs) - 2
+    assert len(run.starts) == 3
+
+
+@pytest.mark.asyncio
+async def test_wrong_pixel_size_is_recorded_on_the_job(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
+    run = await run_jobs(workspace, jobs, FakeProvider(size_override=(512, 512)), clock)
+    entry = run.job("001")
+    assert entry["status"] == "completed"
+    assert entry["image"]["size_ok"] is False
+    assert entry["error"] == "wrong size: got 512x512, 1K 1:1 is 1024x1024"
+
+
+@pytest.mark.asyncio
+async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(workspace: Workspace, clock: VirtualClock) -> None:
+    jobs = jobs_of(workspace)
+    provider = FakeProvider()
+    provider.enqueue(NoImage("finish reason NO_IMAGE", reason="NO_IMAGE"), match="Morning")
+    run = await run_jobs(workspace, jobs, provider, clock)
+    doc = run.doc
+    assert {"session_id", "started", "config", "jobs", "summary"} <= doc.keys()
+    for key in ("id", "prompt_file", "combo", "status", "attempts", "output", "error", "started",
+                "completed", "catalog", "prompt_id", "ui_style", "wardrobe", "quality", "model",
+                "references", "finish_reason", "usage", "cost_usd"):
+        assert key in doc["jobs"][0]
+    assert doc["summary"]["total"] == 6 and doc["summary"]["failed"] == 1
+    # The event log alone rebuilds the same session.
+    (run.sessions / f"{doc['session_id']}-session.json").unlink()
+    rebuilt = journal_mod.load(run.sessions, doc["session_id"])
+    assert [j["status"] for j in rebuilt["jobs"]] == [j["status"] for j in doc["jobs"]]
