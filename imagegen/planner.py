@@ -11,10 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 from .sizes import validate_aspect, validate_quality
-from .workspace import Combo, Prompt, load_catalog, load_combos, select_prompts
+from .workspace import (
+    MAX_REFERENCES, Combo, Prompt, load_catalog, load_combos, select_prompts,
+)
 
 # What each role's reference image shows, for the prompt's reference list.
 ROLE_NOTES = {
@@ -146,3 +149,35 @@ def describe(jobs: Sequence[Job]) -> str:
     combos = {(j.wardrobe, j.ui_style, j.combo) for j in jobs}
     prompts = {j.prompt_file for j in jobs}
     return f"{len(jobs)} jobs: {len(combos)} combos x {len(prompts)} prompts"
+
+
+UPGRADE_INSTRUCTION = (
+    "The first reference image is the accepted result of this brief at {old}. Reproduce that "
+    "image at {new} resolution: keep its composition, framing, pose, colours, text and every "
+    "detail exactly; add resolution and fine detail only, do not redesign it."
+)
+
+
+def upgrade_jobs(parent_jobs: Sequence[dict[str, Any]], to_quality: str) -> list[Job]:
+    """One job per completed parent job at ``to_quality`` (issue 3, "--upgrade").
+
+    Regeneration is not deterministic, so each job sends the accepted image first, then the
+    combo's references (at most 14 in all), with an instruction to reproduce it. Outputs land
+    in the parent's folders, named with the new quality. Raises InputError if none completed.
+    """
+    validate_quality(to_quality)
+    done = [j for j in parent_jobs if j["status"] == "completed" and j["output"]]
+    if not done:
+        raise InputError("the session has no completed jobs to upgrade")
+    return [
+        Job(
+            id=f"{n:03d}",
+            wardrobe=j["wardrobe"], ui_style=j["ui_style"], combo=j["combo"],
+            catalog=j["catalog"], prompt_id=j["prompt_id"], short_id=j["short_id"],
+            prompt_file=j["prompt_file"],
+            prompt=j["prompt"] + "\n\n" + UPGRADE_INSTRUCTION.format(old=j["quality"], new=to_quality),
+            references=(str(Path(j["output"]).resolve()), *j["references"])[:MAX_REFERENCES],
+            quality=to_quality, aspect=j["aspect"], model=j["model"], output_dir=j["output_dir"],
+        )
+        for n, j in enumerate(done, 1)
+    ]

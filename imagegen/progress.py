@@ -70,7 +70,7 @@ def view_of(
         )
         done = sorted(
             (j for j in jobs if j["status"] in ("completed", "failed") and j["completed"]),
-            key=lambda j: j["completed"], reverse=True,
+            key=lambda j: (j["completed"], j["id"]), reverse=True,
         )[:5]
         recent = tuple(
             f"✓ {_label(j)} → saved" if j["status"] == "completed"

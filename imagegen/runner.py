@@ -43,6 +43,7 @@ class PoolView:
     pause_until: float = 0.0
     pause_reason: str | None = None
     stop_reason: str | None = None
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,10 @@ class Runner:
                     if self.view.stop_reason:
                         break
                     await send.send(job_id)
+        return self.result()
+
+    def result(self) -> RunResult:
+        """The session's counts now, and why the run stopped early."""
         counts = self.journal.counts()
         return RunResult(
             counts["completed"], counts["failed"],
@@ -175,7 +180,21 @@ class Runner:
                     await self.run_job(job_id)
 
     async def run_job(self, job_id: str) -> None:
-        """Take one job from its current status to completed, failed, or back to pending."""
+        """Take one job from its current status to completed, failed, or back to pending.
+
+        If the run is cancelled (a second Ctrl-C), the job returns to pending.
+        """
+        try:
+            await self._run_job(job_id)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self.view.in_flight.pop(job_id, None)
+                await self.journal.record(
+                    job_id, status="pending", output=None, error="cancelled by Ctrl-C"
+                )
+            raise
+
+    async def _run_job(self, job_id: str) -> None:
         entry = self.journal.job(job_id)
         label = f"[{job_id}] {entry['prompt_id']} + {entry['combo']}"
         try:
@@ -228,7 +247,8 @@ class Runner:
             )
             self._finished(job_id, f"✗ {label} → {exc.kind}: {reason or exc}")
             return
-        await self._complete(job_id, entry, generation, output, label)
+        with anyio.CancelScope(shield=True):  # a paid image is saved and recorded whole
+            await self._complete(job_id, entry, generation, output, label)
 
     async def _attempt(
         self, job_id: str, entry: dict[str, Any], request: ImageRequest
@@ -277,11 +297,12 @@ class Runner:
             error=size_note,
             finish_reason=generation.finish_reason,
             usage=asdict(generation.usage),
-            cost_usd=round(cost, 6),
+            cost_usd=round((entry["cost_usd"] or 0.0) + cost, 6),  # retries of it add up
             image={"format": info.format, "width": info.width, "height": info.height,
                    "size_ok": size_note is None},
             history={"attempt": entry["attempts"], "started": entry["started"],
-                     "ended": now_iso(), "outcome": "completed"},
+                     "ended": now_iso(), "outcome": "completed", "output": str(output),
+                     "cost_usd": round(cost, 6)},
         )
         self._finished(job_id, f"✓ {label} → saved {output.name}")
 

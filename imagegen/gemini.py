@@ -1,0 +1,351 @@
+"""The Gemini provider: the one module that imports google.genai (and httpx2).
+
+It builds a ``generateContent`` request from an :class:`~imagegen.provider.ImageRequest`, sends
+it through the google-genai SDK with the SDK's own retries off (the runner owns retries), and
+maps everything the SDK can raise or return into :mod:`imagegen.errors` at this boundary:
+
+    google.genai APIError  by HTTP code:  STATUS_MAP, after two special cases
+                                          (429 with a per-day quota, 400 API_KEY_INVALID)
+    transport / parse errors by class:    ERROR_MAP (most specific class wins)
+    HTTP 200 without a usable image:      NoImage, or ServerError for bytes that do not decode
+
+Sources: ``shared/notes/gemini-api.md`` (error table, "Outcomes that are HTTP 200 but carry no
+image", SDK quirks) and the google-genai 3.4.0 source, checked against the loopback emulator.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import math
+import re
+import ssl
+from collections.abc import Mapping
+from typing import Any, Final
+
+import anyio
+import httpx2
+import pydantic
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from .errors import (
+    AttemptTimeout,
+    BadRequest,
+    BatchStop,
+    InputError,
+    NoImage,
+    ProviderError,
+    RateLimited,
+    ServerError,
+)
+from .images import sniff
+from .provider import Generation, ImageRequest, Usage
+
+API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
+
+# The SDK's own httpx2 timeout sits this many seconds behind our anyio deadline: a backstop
+# that only fires if the scope somehow does not (and it sets X-Server-Timeout for the server).
+SDK_TIMEOUT_MARGIN = 1.0
+
+#: HTTP status code -> (our error type, BatchStop reason). Codes not listed: other 4xx are
+#: BadRequest, other 5xx (and anything else that is not 200) ServerError. 429 with a
+#: ``...PerDay...`` quota and 400 with ErrorInfo ``API_KEY_INVALID`` are decided before this.
+STATUS_MAP: Final[Mapping[int, tuple[type[ProviderError], str | None]]] = {
+    400: (BadRequest, None),
+    403: (BatchStop, "permission_denied"),
+    404: (BatchStop, "model_not_found"),
+    408: (ServerError, None),
+    429: (RateLimited, None),
+    500: (ServerError, None),
+    502: (ServerError, None),
+    503: (ServerError, None),
+    504: (ServerError, None),
+}
+
+#: Exceptions other than APIError that the SDK call can raise -> (our error type, what it means).
+#: Looked up along the exception's MRO, so the most specific entry wins (as httpx maps httpcore).
+ERROR_MAP: Final[Mapping[type[BaseException], tuple[type[ProviderError], str]]] = {
+    # anyio.fail_after's deadline (and aiohttp's timeout, should the SDK ever use aiohttp).
+    TimeoutError: (AttemptTimeout, "no answer in time"),
+    # ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: the SDK's backstop timeout.
+    httpx2.TimeoutException: (AttemptTimeout, "no answer in time"),
+    # ConnectError, ReadError, WriteError, RemoteProtocolError (a dropped connection), ...
+    httpx2.TransportError: (ServerError, "the connection failed"),
+    # A compressed body that does not decompress: a corrupt transfer.
+    httpx2.DecodingError: (ServerError, "the response body does not decode"),
+    # TooManyRedirects and anything else httpx2 adds later: a failed exchange, not our bug.
+    httpx2.RequestError: (ServerError, "the HTTP exchange failed"),
+    # HTTP 200 whose body is not JSON (the SDK calls json.loads on it).
+    json.JSONDecodeError: (ServerError, "the response body is not JSON"),
+    genai_errors.UnknownApiResponseError: (ServerError, "the response body is not JSON"),
+    # JSON that does not fit GenerateContentResponse.
+    pydantic.ValidationError: (ServerError, "the response does not fit the API schema"),
+}
+
+# Models that take no image_size (notes, "Models": 2.5 Flash has one fixed size; the brief says
+# the same of 3.1 Flash).
+_NO_IMAGE_SIZE = re.compile(r"-flash-")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
+# Google API keys look like "AIza" + 35 characters; also scrub any ?key= query in a URL.
+_KEY_PATTERNS = (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), re.compile(r"(?<=[?&]key=)[^&\s'\"]+"))
+_MAX_MESSAGE = 400
+
+
+class GeminiProvider:
+    """An :class:`~imagegen.provider.ImageProvider` backed by the Gemini API.
+
+    One long-lived SDK client per provider; close it with :meth:`aclose` (or ``async with``).
+    ``base_url`` overrides the API host, e.g. the emulator's; when None the SDK follows
+    ``GOOGLE_GEMINI_BASE_URL``, then Google's host. Use one provider from one event loop.
+    Raises InputError for an empty key.
+    """
+
+    def __init__(self, api_key: str, *, base_url: str | None = None) -> None:
+        if not api_key.strip():
+            raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+        self._api_key = api_key.strip()
+        # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its
+        # async path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
+        tls = _tls_context()
+        self._http = httpx2.AsyncClient(verify=tls, timeout=None, follow_redirects=True)
+        options = types.HttpOptions(
+            api_version=API_VERSION,
+            # attempts=1: no SDK retries, and it also turns off the hidden aiohttp retry.
+            retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=self._http,
+            # The SDK's unused sync client and live-API websocket would load the CA certificates
+            # twice more (~70 ms each, per client): hand them the shared context.
+            client_args={"verify": tls},
+            async_client_args={"ssl": tls},
+        )
+        if base_url:
+            options.base_url = base_url
+        self._client = genai.Client(api_key=self._api_key, http_options=options)
+
+    async def generate(self, request: ImageRequest) -> Generation:
+        """One attempt: send ``request`` and return the kept image.
+
+        The attempt is bounded by ``request.timeout`` seconds. Raises only
+        :class:`~imagegen.errors.ProviderError` subclasses for service, transport and content
+        failures; an exception the maps do not know (a bug) propagates unchanged.
+        """
+        config = build_config(request, sdk_timeout=request.timeout + SDK_TIMEOUT_MARGIN)
+        try:
+            with anyio.fail_after(request.timeout):
+                response = await self._client.aio.models.generate_content(
+                    model=request.model, contents=build_contents(request), config=config
+                )
+        except TimeoutError as exc:
+            raise AttemptTimeout(f"no answer within {request.timeout:g} s") from exc
+        except Exception as exc:
+            mapped = map_error(exc, model=request.model, api_key=self._api_key)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        # Fully decoding a 4K image takes a few hundred ms of CPU: not on the event loop.
+        return await anyio.to_thread.run_sync(read_generation, response)
+
+    async def aclose(self) -> None:
+        """Close the SDK clients and the connection pool."""
+        await self._client.aio.aclose()
+        self._client.close()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> GeminiProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA certificates costs ~70 ms per context, and contexts are shareable: one per
+    # process, the same default httpx2 (and so the SDK) would build.
+    return httpx2.create_ssl_context()
+
+
+def build_contents(request: ImageRequest) -> list[types.Content]:
+    """One user turn: the prompt text, then each reference image inline, in order."""
+    parts = [types.Part.from_text(text=request.prompt)]
+    parts += [types.Part.from_bytes(data=r.data, mime_type=r.mime_type) for r in request.references]
+    return [types.Content(role="user", parts=parts)]
+
+
+def build_config(request: ImageRequest, *, sdk_timeout: float) -> types.GenerateContentConfig:
+    """Text and image output, the aspect ratio and (except for Flash models) the size tier.
+
+    ``sdk_timeout`` seconds becomes the SDK's per-request timeout (milliseconds on the wire).
+    """
+    image_size = None if _NO_IMAGE_SIZE.search(request.model) else request.quality
+    return types.GenerateContentConfig(
+        response_modalities=["TEXT", "IMAGE"],
+        image_config=types.ImageConfig(aspect_ratio=request.aspect, image_size=image_size),
+        http_options=types.HttpOptions(timeout=math.ceil(sdk_timeout * 1000)),
+    )
+
+
+def read_generation(response: types.GenerateContentResponse) -> Generation:
+    """The last non-thought image part of the first candidate, with usage and finish reason.
+
+    Raises NoImage (prompt blocked, no candidates, a finish reason without image, text only)
+    and ServerError when the image bytes do not decode.
+    """
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        block = _name(feedback.block_reason)
+        said = (
+            f": {_one_line(feedback.block_reason_message)}" if feedback.block_reason_message else ""
+        )
+        raise NoImage(f"the prompt was blocked ({block}){said}", reason=f"PROMPT_BLOCKED:{block}")
+    if not response.candidates:
+        raise NoImage("the response has no candidates", reason="NO_CANDIDATES")
+    candidate = response.candidates[0]
+    finish = _name(candidate.finish_reason) if candidate.finish_reason is not None else None
+    parts = (candidate.content.parts if candidate.content else None) or []
+
+    image: bytes | None = None
+    for part in parts:
+        blob = part.inline_data
+        # Pro may send interim "thought" images before the final one (notes, "Models").
+        if part.thought or blob is None or not blob.data:
+            continue
+        if (blob.mime_type or "").startswith("image/"):
+            image = blob.data
+    if image is None:
+        text = " ".join(p.text for p in parts if p.text and not p.thought)
+        if text and finish in (None, "STOP"):
+            raise NoImage(f"no image, the model answered: {_one_line(text)}", reason="TEXT_ONLY")
+        reason = finish or "NO_IMAGE"
+        raise NoImage(f"no image (finish reason {reason})", reason=reason)
+
+    try:
+        info = sniff(image)
+    except ValueError as exc:
+        # A corrupt transfer rather than a verdict on the prompt: worth another attempt.
+        raise ServerError(f"image bytes do not decode ({exc})") from exc
+    return Generation(
+        image=image,
+        mime_type=info.mime_type,
+        finish_reason=finish,
+        usage=read_usage(response.usage_metadata),
+        model_version=response.model_version,
+    )
+
+
+def read_usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
+    """Token counts from ``usageMetadata``; 0 for anything absent."""
+    if meta is None:
+        return Usage()
+    image_tokens = sum(
+        d.token_count or 0
+        for d in meta.candidates_tokens_details or []
+        if d.modality is not None and _name(d.modality) == "IMAGE"
+    )
+    return Usage(
+        prompt_tokens=meta.prompt_token_count or 0,
+        output_tokens=meta.candidates_token_count or 0,
+        thought_tokens=meta.thoughts_token_count or 0,
+        image_tokens=image_tokens,
+    )
+
+
+def map_error(exc: BaseException, *, model: str, api_key: str = "") -> ProviderError | None:
+    """Our error for an exception out of the SDK call, or None if it is not a known kind.
+
+    The message is one line, at most ~400 characters, with ``api_key`` (and anything shaped
+    like a Google API key) removed.
+    """
+    if isinstance(exc, genai_errors.APIError):
+        return _map_api_error(exc, model=model, api_key=api_key)
+    for cls in type(exc).__mro__:
+        if cls in ERROR_MAP:
+            target, meaning = ERROR_MAP[cls]
+            detail = _one_line(str(exc))
+            cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            return target(_scrub(f"{meaning} ({cause})", api_key))
+    return None
+
+
+def _map_api_error(exc: genai_errors.APIError, *, model: str, api_key: str) -> ProviderError:
+    code = exc.code
+    head = f"HTTP {code} {exc.status or ''}".rstrip()
+    message = _one_line(str(exc.message or ""))
+    line = _scrub(f"{head}: {message}" if message else head, api_key)
+    details = _error_details(exc.details)
+    retry_after = _retry_after(details)
+
+    if code == 429:
+        per_day = [q for q in _quota_ids(details) if "PerDay" in q]
+        if per_day:
+            return BatchStop(f"{line} (per-day quota {per_day[0]})", reason="quota_per_day")
+    if code == 400 and "API_KEY_INVALID" in _reasons(details):
+        return BatchStop(line, reason="invalid_key")
+    if code == 404:
+        line = _scrub(f"{head}: model {model!r} is not available: {message}", api_key)
+        return BatchStop(line, reason="model_not_found")
+
+    target, reason = STATUS_MAP.get(code, (BadRequest if 400 <= code < 500 else ServerError, None))
+    if target is BatchStop:
+        return BatchStop(line, reason=reason or "stopped")
+    return target(line, retry_after=retry_after)
+
+
+def _error_details(body: Any) -> list[dict[str, Any]]:
+    """The ``error.details`` list of a Google error body (APIError.details is the whole body)."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        details = inner.get("details") if isinstance(inner, dict) else None
+        if isinstance(details, list):
+            return [d for d in details if isinstance(d, dict)]
+    return []
+
+
+def _retry_after(details: list[dict[str, Any]]) -> float | None:
+    """Seconds from google.rpc.RetryInfo.retryDelay ("58s", "1.5s"); None when absent."""
+    for detail in details:
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _quota_ids(details: list[dict[str, Any]]) -> list[str]:
+    return [
+        str(violation.get("quotaId", ""))
+        for detail in details
+        if str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure")
+        for violation in detail.get("violations") or []
+        if isinstance(violation, dict)
+    ]
+
+
+def _reasons(details: list[dict[str, Any]]) -> set[str]:
+    return {
+        str(d.get("reason"))
+        for d in details
+        if str(d.get("@type", "")).endswith("google.rpc.ErrorInfo")
+    }
+
+
+def _name(value: enum.Enum | str) -> str:
+    """The wire name of an SDK enum (unknown values keep their raw string)."""
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _scrub(text: str, api_key: str) -> str:
+    # A key of a few characters (a test's "k") would mangle every message; real keys are long.
+    if len(api_key) >= 8:
+        text = text.replace(api_key, "***")
+    for pattern in _KEY_PATTERNS:
+        text = pattern.sub("***", text)
+    return text
