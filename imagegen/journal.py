@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -203,9 +203,7 @@ class Journal:
         self._dirty = False
         self.bytes_written = 0
         self.write_seconds = 0.0
-        self._send, self._receive = anyio.create_memory_object_stream[
-            tuple[bytes, anyio.Event]
-        ](1024)
+        self._send: anyio.abc.ObjectSendStream[tuple[bytes, anyio.Event]] | None = None
         self._lock = filelock.FileLock(str(sessions_dir / f"{self.session_id}.lock"))
 
     @property
@@ -257,24 +255,31 @@ class Journal:
         apply(self.doc, self._index, event)
         self.doc["journal"]["seq"] = self._seq
         self._dirty = True
+        if self._send is None:
+            raise RuntimeError("the journal's writer is not running (use journal.running())")
         done = anyio.Event()
         await self._send.send((orjson.dumps(event) + b"\n", done))
         await done.wait()
 
-    async def run_writer(self) -> None:
+    async def run_writer(
+        self, receive: anyio.abc.ObjectReceiveStream[tuple[bytes, anyio.Event]]
+    ) -> None:
         """The single writer: group-commits queued events, then snapshots when due."""
-        async with self._receive:
+        async with receive:
             while True:
                 delay = self._snapshot_delay() if self._dirty else None
+                batch: list[tuple[bytes, anyio.Event]] = []
+                # Only the wait for work is under the snapshot deadline: a batch once taken is
+                # always written and its waiters released.
                 with anyio.move_on_after(delay if delay is not None else float("inf")):
                     try:
-                        first = await self._receive.receive()
+                        batch.append(await receive.receive())
                     except anyio.EndOfStream:
                         break
-                    batch = [first]
+                if batch:
                     while True:
                         try:
-                            batch.append(self._receive.receive_nowait())
+                            batch.append(receive.receive_nowait())
                         except (anyio.WouldBlock, anyio.EndOfStream):
                             break
                     await self._append(b"".join(line for line, _ in batch))
@@ -319,24 +324,27 @@ class Journal:
         self._snapshot_at = self._clock()
         self._dirty = False
 
-    def close_writer(self) -> None:
-        self._send.close()
+    def release(self) -> None:
+        """Release the session's OS lock (every acquire, however often taken)."""
+        self._lock.release(force=True)
 
 
 @asynccontextmanager
-async def running(journal: Journal) -> Any:
+async def running(journal: Journal) -> AsyncIterator[Journal]:
     """Hold the session's lock and run its writer for the duration of the block."""
     journal.acquire()
     try:
+        send, receive = anyio.create_memory_object_stream[tuple[bytes, anyio.Event]](1024)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(journal.run_writer)
+            tg.start_soon(journal.run_writer, receive)
+            journal._send = send
             try:
                 yield journal
             finally:
-                journal.close_writer()
+                journal._send = None
+                send.close()
     finally:
-        with suppress(Exception):
-            journal._lock.release()
+        journal.release()
 
 
 def create(
