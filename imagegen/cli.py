@@ -18,6 +18,7 @@ from rich.table import Table
 
 from . import journal as journal_mod
 from . import pricing
+from .budget import THINKING_ALLOWANCE_USD, reservation
 from .errors import EXIT_USAGE, ImagegenError, InputError
 from .limiter import Limits
 from .planner import Job, PlanRequest, describe, plan, upgrade_jobs
@@ -46,14 +47,14 @@ def _positive_int(name: str, low: int, high: int) -> Any:
     return parse
 
 
-def _seconds(name: str, *, allow_zero: bool) -> Any:
+def _seconds(name: str, *, allow_zero: bool, unit: str = "seconds") -> Any:
     def parse(value: str) -> float:
         try:
             number = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number of seconds, not {value!r}") from None
-        if number < 0 or (number == 0 and not allow_zero) or number != number:
-            raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if allow_zero else '> 0'} seconds")
+            raise argparse.ArgumentTypeError(f"{name} must be a number of {unit}, not {value!r}") from None
+        if number < 0 or (number == 0 and not allow_zero) or number != number or number == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if allow_zero else '> 0'} {unit}")
         return number
 
     return parse
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="imagegen",
         description="Batch-generate images with Nano Banana Pro: combos x catalog prompts.",
         epilog="Exit codes: 0 all completed, 1 some failed, 2 usage or input error, "
-        "3 batch stopped (key, permission, quota). 'imagegen emulator --help' for the emulator.",
+        "3 batch stopped (key, permission, quota, budget, Ctrl-C). 'imagegen emulator --help' for the emulator.",
     )
     verbs = p.add_argument_group("session verbs (default: start a new batch)")
     verbs.add_argument("--resume", metavar="SESSION_ID", help="continue a session from its journal")
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="request starts per 60 s (60)")
     run.add_argument("--timeout", type=_seconds("--timeout", allow_zero=False), default=90.0,
                      help="seconds per attempt (90)")
+    run.add_argument("--max-cost", type=_seconds("--max-cost", allow_zero=False, unit="USD"), metavar="USD",
+                     help="stop starting jobs before this run would spend more than USD")
     run.add_argument("--retry-policy", type=Path, help="TOML file with a [retry] table (README)")
     run.add_argument("--dry-run", action="store_true", help="print the job table and cost; write nothing")
     run.add_argument("--offline", action="store_true",
@@ -156,7 +159,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def print_dry_run(jobs: Sequence[Job], console: Console) -> None:
+def print_dry_run(jobs: Sequence[Job], console: Console, max_cost: float | None = None) -> None:
     """The job table and the estimated cost at published prices; needs no key."""
     table = Table(title=describe(jobs), show_lines=False)
     for column in ("id", "combo", "prompt", "refs", "output"):
@@ -172,6 +175,14 @@ def print_dry_run(jobs: Sequence[Job], console: Console) -> None:
         f"Estimated cost: ${total:.2f} for {len(jobs)} images at {jobs[0].quality} "
         f"({jobs[0].model}, standard prices of {pricing.PRICES_AS_OF}, before thinking tokens)"
     )
+    if max_cost is not None:
+        held = [reservation(j.model, j.quality, len(j.references)) for j in jobs]
+        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
+        covered = "every job" if fits == len(jobs) else f"the first {fits} of {len(jobs)} jobs"
+        console.print(
+            f"Budget ${max_cost:.2f} covers {covered} (each job reserves its price "
+            f"+ ${THINKING_ALLOWANCE_USD:.2f} for thinking tokens)"
+        )
 
 
 def _settings(args: argparse.Namespace, config: dict[str, Any] | None = None) -> Settings:
@@ -185,6 +196,7 @@ def _settings(args: argparse.Namespace, config: dict[str, Any] | None = None) ->
         offline=bool(args.offline or c.get("offline")),
         offline_latency=args.offline_latency,
         live=not args.plain and sys.stdout.isatty(),
+        max_cost=args.max_cost,
     )
 
 
@@ -208,7 +220,7 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
 def _start(args: argparse.Namespace, jobs: list[Job], console: Console,
            parent: str | None = None) -> int:
     if args.dry_run:
-        print_dry_run(jobs, console)
+        print_dry_run(jobs, console, args.max_cost)
         return 0
     config = _config(args)
     settings = _settings(args)

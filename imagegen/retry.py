@@ -13,6 +13,10 @@ timeout                    5, 15, 30 s                                  4
 403, bad key, daily quota  none: the batch stops                        1
 =========================  ===========================================  ===================
 
+A circuit breaker: ``breaker_threshold`` server errors or timeouts in a row, across all jobs,
+pause the whole pool for ``breaker_pause`` seconds instead of letting every worker hammer a
+struggling service on its own.
+
 Every job is also bounded in time (``max_elapsed``) and attempts (``max_attempts``), and each
 wait gets up to ``jitter`` x wait of random extra so that workers do not retry in lockstep.
 tenacity runs the loop; the clock and the sleep are injected.
@@ -46,6 +50,8 @@ class RetryPolicy:
     max_attempts: int = 8
     max_elapsed: float = 900.0
     jitter: float = 0.1
+    breaker_threshold: int = 5
+    breaker_pause: float = 60.0
 
     def attempts_for(self, error: ProviderError) -> int:
         """How many attempts in all a job may spend on failures of this kind."""

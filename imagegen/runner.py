@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,11 @@ import anyio
 from PIL import Image
 
 from . import pricing
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, BatchStop, ProviderError, RateLimited
+from .budget import Budget, reservation
+from .errors import (
+    EXIT_FAILED, EXIT_OK, EXIT_STOPPED, AttemptTimeout, BatchStop, ProviderError, RateLimited,
+    ServerError,
+)
 from .images import ImageInfo, sniff, write_atomic
 from .journal import Journal, now_iso
 from .limiter import Clock, Sleep, StartGate
@@ -54,6 +58,7 @@ class RunResult:
     failed: int
     pending: int
     stop_reason: str | None
+    spent_usd: float | None = None  # this run's spending, when it ran under a budget
 
     @property
     def exit_code(self) -> int:
@@ -104,6 +109,11 @@ def check_size(entry: dict[str, Any], info: ImageInfo) -> str | None:
     )
 
 
+def job_cost(entry: dict[str, Any], generation: Generation) -> float:
+    """USD billed for one successful call of this job (published prices, token usage)."""
+    return pricing.cost(entry["model"], entry["quality"], len(entry["references"]), generation.usage)
+
+
 def _read_references(entry: dict[str, Any]) -> tuple[Reference, ...]:
     refs = []
     for name in entry["references"]:
@@ -133,6 +143,7 @@ class Runner:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
         notify: Callable[[str], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.journal = journal
         self.provider = provider
@@ -143,6 +154,8 @@ class Runner:
         self.sleep = sleep
         self.notify = notify or (lambda _line: None)
         self.view = PoolView()
+        self.budget = budget
+        self._server_failures = 0  # in a row, across all jobs: the circuit breaker's count
 
     def stop(self, reason: str) -> None:
         """Start nothing new; calls in flight finish and are recorded."""
@@ -171,6 +184,7 @@ class Runner:
         return RunResult(
             counts["completed"], counts["failed"],
             counts["pending"] + counts["retry"] + counts["running"], self.view.stop_reason,
+            None if self.budget is None else round(self.budget.spent, 6),
         )
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
@@ -259,18 +273,51 @@ class Runner:
             await self.gate.wait_turn()
             if self.view.stop_reason:
                 raise _Stopped
+            held = 0.0
+            if self.budget is not None:
+                held = reservation(entry["model"], entry["quality"], len(entry["references"]))
+                if not self.budget.reserve(held):
+                    self.stop(f"budget reached (--max-cost ${self.budget.limit:.2f})")
+                    raise _Stopped
             attempt = entry["attempts"] + 1
             output = planned_output(entry, datetime.now())
             await self.journal.record(
                 job_id, status="running", attempts=attempt, started=now_iso(), output=str(output),
             )
             self.view.in_flight[job_id] = attempt
+            cost = 0.0
             try:
-                return await self.provider.generate(request), output
+                generation = await self.provider.generate(request)
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else self.policy.rate_limit_wait
-                self.gate.pause(wait, "rate limited (429)")
+                await self._pause(wait, "rate limited (429)")
                 raise
+            except (ServerError, AttemptTimeout):
+                self._server_failures += 1
+                if self._server_failures >= self.policy.breaker_threshold:
+                    self._server_failures = 0
+                    await self._pause(
+                        self.policy.breaker_pause,
+                        f"circuit breaker: {self.policy.breaker_threshold} server errors in a row",
+                    )
+                raise
+            else:
+                self._server_failures = 0
+                cost = job_cost(entry, generation)
+                return generation, output
+            finally:
+                if self.budget is not None:
+                    self.budget.settle(held, cost)
+
+    async def _pause(self, seconds: float, reason: str) -> None:
+        """Pause every start, and say so in the journal and the display."""
+        self.gate.pause(seconds, reason)
+        self.view.pause_until, self.view.pause_reason = self.gate.paused_until, reason
+        until = datetime.now() + timedelta(seconds=seconds)
+        await self.journal.record_session(
+            paused_until=until.isoformat(timespec="seconds"), pause_reason=reason
+        )
+        self.notify(f"⏸ pool paused {seconds:.0f}s: {reason}")
 
     async def _complete(
         self, job_id: str, entry: dict[str, Any], generation: Generation, output: Path, label: str
@@ -286,9 +333,7 @@ class Runner:
             self._finished(job_id, f"✗ {label} → cannot write image")
             return
         size_note = check_size(entry, info)
-        cost = pricing.cost(
-            entry["model"], entry["quality"], len(entry["references"]), generation.usage
-        )
+        cost = job_cost(entry, generation)
         await self.journal.record(
             job_id,
             status="completed",

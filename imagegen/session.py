@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import anyio
 from rich.console import Console
 
+from .budget import Budget
 from .errors import InputError
 from .journal import Journal, running
 from .limiter import Limits, StartGate
@@ -33,6 +34,7 @@ class Settings:
     offline: bool = False
     offline_latency: float = 1.0
     live: bool = False
+    max_cost: float | None = None
 
     def api_key(self) -> str:
         """The key from GOOGLE_API_KEY or GEMINI_API_KEY (the SDK's order); raises InputError."""
@@ -104,6 +106,7 @@ async def run_jobs(
         runner = Runner(
             journal, provider, gate, policy=settings.policy, timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
+            budget=None if settings.max_cost is None else Budget(settings.max_cost),
         )
         display = (
             live_display(lambda: view_of(journal.doc, journal.counts(), runner.view,
@@ -140,6 +143,13 @@ async def link_child(parent: Journal, child_id: str) -> None:
 
 def _closing_line(journal: Journal, result: RunResult) -> str:
     sid = journal.session_id
+    if result.stop_reason and result.stop_reason.startswith("budget"):
+        return (
+            f"Stopped at the budget: ${result.spent_usd or 0:.2f} spent, the next job would "
+            f"pass {result.stop_reason.removeprefix('budget reached ')}. "
+            f"{result.pending} job(s) pending; "
+            f"continue with: image-gen.sh --resume {sid} --max-cost USD"
+        )
     if result.stop_reason and result.stop_reason.startswith("interrupted"):
         return f"Interrupted. Continue with: image-gen.sh --resume {sid}"
     if result.stop_reason:
