@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from . import pricing
 from .runner import PoolView
 
 BAR_WIDTH = 20
@@ -33,6 +34,7 @@ class ProgressView:
     total: int
     counts: Mapping[str, int]
     cost_usd: float
+    remaining_usd: float
     current: tuple[str, ...]
     recent: tuple[str, ...]
     notice: str | None
@@ -61,7 +63,9 @@ def view_of(
             f"→ {_label(index[j])} (attempt {n})" for j, n in list(pool.in_flight.items())
         )
         recent = tuple(line for _, line in list(pool.recent))
-        notice = pool.stop_reason and f"Stopping: {pool.stop_reason}"
+        notice = pool.stop_reason and f"Stopping: {pool.stop_reason}; calls in flight finish"
+        if pool.interrupted:
+            notice += " (Ctrl-C again cancels them)"
         if not notice and now is not None and pool.pause_until > now:
             notice = f"Paused {pool.pause_until - now:.0f}s: {pool.pause_reason}"
     else:
@@ -84,9 +88,13 @@ def view_of(
         f"Quality: {config.get('quality', '?')}"
     )
     cost = sum(j["cost_usd"] or 0.0 for j in jobs)
+    remaining = sum(
+        pricing.estimate(j["model"], j["quality"], len(j["references"]))
+        for j in jobs if j["status"] not in ("completed", "failed")
+    )
     return ProgressView(
         doc["session_id"], header, _cfg(config, "catalogs"), len(jobs), dict(counts), cost,
-        current, recent, notice or None,
+        remaining, current, recent, notice or None,
     )
 
 
@@ -104,7 +112,9 @@ def render(view: ProgressView) -> str:
         "",
         f"Progress: [{'█' * filled}{'░' * (BAR_WIDTH - filled)}] {fraction:.0%} ({done}/{view.total})",
         f"Running:  {running} | Completed: {view.counts.get('completed', 0)} | "
-        f"Failed: {view.counts.get('failed', 0)} | Pending: {pending} | Cost: ${view.cost_usd:.2f}",
+        f"Failed: {view.counts.get('failed', 0)} | Pending: {pending}",
+        f"Cost:     ${view.cost_usd:.2f} so far"
+        + (f", about ${view.remaining_usd:.2f} to go" if view.remaining_usd else ""),
     ]
     if view.notice:
         lines += ["", view.notice]

@@ -132,7 +132,7 @@ async def _watch_interrupts(runner: Runner, scope: anyio.CancelScope) -> None:
                 scope.cancel()  # second Ctrl-C: cancel the calls in flight
                 return
             runner.view.interrupted = True
-            runner.stop("interrupted (Ctrl-C); press Ctrl-C again to cancel calls in flight")
+            runner.stop("interrupted (Ctrl-C)")
 
 
 async def link_child(parent: Journal, child_id: str) -> None:
