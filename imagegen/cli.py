@@ -241,6 +241,8 @@ def _start(args: argparse.Namespace, jobs: list[Job], console: Console,
 def _continue(args: argparse.Namespace, session_id: str, console: Console) -> int:
     """--resume and --retry: the session's own config, its own jobs, nothing re-planned."""
     journal = journal_mod.open_session(args.sessions_dir, session_id)
+    if damaged := journal.doc["journal"].pop("damaged_snapshot", None):
+        console.print(f"The session's JSON was damaged: kept as {damaged}; rebuilt from its event log.")
     settings = _settings(args, journal.doc["config"])
     api_key = settings.api_key()
     journal.acquire()  # before anything changes: a second process exits 2 here

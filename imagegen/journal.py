@@ -154,6 +154,8 @@ def _load(sessions_dir: Path, session_id: str) -> tuple[Doc, int]:
     if doc is None:
         raise InputError(f"{snap}: cannot be read and {log} is empty")
     doc["journal"] = {"seq": seq, "offset": offset + len(data) - len(data.rsplit(b"\n", 1)[-1])}
+    if offset == 0 and snap.exists():
+        doc["journal"]["rebuilt"] = True
     doc["summary"] = summarize(doc)
     return doc, doc["journal"]["offset"]
 
@@ -385,9 +387,17 @@ def create(
 def open_session(sessions_dir: Path, session_id: str, *, fsync: bool = True) -> Journal:
     """Open an existing session for writing (resume, retry). Raises InputError if unreadable.
 
-    A log whose last line was cut off by a crash is trimmed back to its last whole line.
+    A log whose last line was cut off by a crash is trimmed back to its last whole line. A
+    snapshot that cannot be read is renamed ``*.damaged-TIMESTAMP`` (never overwritten) and the
+    session continues from the log; ``doc["journal"]["damaged_snapshot"]`` names the kept file.
     """
     doc, offset = _load(sessions_dir, session_id)
+    snap = snapshot_path(sessions_dir, session_id)
+    if doc["journal"].get("rebuilt") and snap.exists():
+        # Keep the damaged snapshot for the user; the log holds everything it held.
+        kept = snap.with_name(f"{snap.name}.damaged-{datetime.now():%Y%m%d%H%M%S}")
+        snap.rename(kept)
+        doc["journal"]["damaged_snapshot"] = str(kept)
     log = events_path(sessions_dir, session_id)
     if log.exists() and log.stat().st_size > offset:
         with log.open("r+b") as fh:

@@ -13,6 +13,7 @@ from typing import Any
 
 import filelock
 import orjson
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -75,16 +76,17 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
     if not rows:
         console.print(f"No sessions in {sessions_dir}.")
         return 0
-    table = Table(title=f"Sessions in {sessions_dir}")
-    for column in ("session", "started", "state", "done", "failed", "pending", "cost", "config"):
+    # The session id is the start time; compact columns keep whole ids in 80 columns.
+    table = Table(title=f"Sessions in {sessions_dir}", box=box.SIMPLE, pad_edge=False)
+    for column in ("session", "state", "done", "failed", "pending", "cost", "config"):
         table.add_column(column, no_wrap=column != "config")
     for row in rows:
         if "error" in row:
-            table.add_row(row["session_id"], "", "unreadable", "", "", "", "", row["error"])
+            table.add_row(row["session_id"], "unreadable", "", "", "", "", row["error"])
             continue
         s, c = row["summary"], row["config"]
         table.add_row(
-            row["session_id"], row["started"], row["state"], f"{s['completed']}/{s['total']}",
+            row["session_id"], row["state"], f"{s['completed']}/{s['total']}",
             str(s["failed"]), str(s["pending"] + s["retry"] + s["running"]),
             f"${s['cost_usd']:.2f}",
             f"{c.get('wardrobe')} {c.get('ui_style') or 'all'} {','.join(c.get('catalogs', []))} "

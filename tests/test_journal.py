@@ -64,3 +64,14 @@ def test_a_half_written_last_line_is_ignored_and_trimmed_on_open(workspace: Work
     assert journal_mod.load(tmp_path / "s", journal.session_id)["jobs"][0]["status"] == "pending"
     journal_mod.open_session(tmp_path / "s", journal.session_id)
     assert journal.events_path.read_bytes() == whole
+
+
+def test_resuming_a_damaged_snapshot_keeps_it_and_continues_from_the_log(
+    workspace: Workspace, tmp_path: Path,
+) -> None:
+    journal = new_journal(workspace, tmp_path / "s")
+    journal.snapshot_path.write_bytes(b'{"session_id": "trunc')
+    reopened = journal_mod.open_session(tmp_path / "s", journal.session_id)
+    kept = Path(reopened.doc["journal"]["damaged_snapshot"])
+    assert kept.read_bytes() == b'{"session_id": "trunc'
+    assert len(reopened.doc["jobs"]) == 6

@@ -1,0 +1,117 @@
+"""Thumbnails for the contact sheet, made with Pillow once and reused by later builds.
+
+A thumbnail's file name is a hash of its source's absolute path, modification time (ns), size
+in bytes and the box it fits in, so a rebuild finds the thumbnails it made before by name
+(without decoding a source), and a source that changed gets a new one. JPEG sources are decoded
+at a reduced scale (``Image.draft``); PNG has no such mode, so the sources are decoded in a
+thread pool: Pillow releases the GIL while it decodes, resizes and encodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+JOB_BOX = 320  # pixels, longest side of a job image's thumbnail (shown 200 CSS px wide: sharp at 1.5x)
+REFERENCE_BOX = 120  # pixels, longest side of a reference image's thumbnail
+_JPEG_QUALITY = 82
+_SUFFIX = ".jpg"
+
+
+@dataclass(frozen=True, slots=True)
+class Thumb:
+    """The thumbnail of one source: ``name`` inside the thumbs folder and its size in pixels,
+    or ``problem`` ("file missing", "unreadable image") when there is nothing to show."""
+
+    name: str | None
+    width: int = 0
+    height: int = 0
+    problem: str | None = None
+    made: bool = False  # made by this build rather than reused
+
+
+def thumb_name(source: Path, stat: os.stat_result, box: int) -> str:
+    """The cache name of ``source``'s thumbnail in a ``box`` pixel square, e.g. "3f0a...e1.jpg"."""
+    key = f"{source}\0{stat.st_mtime_ns}\0{stat.st_size}\0{box}".encode()
+    return hashlib.sha256(key).hexdigest()[:24] + _SUFFIX
+
+
+def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
+    """Write ``source`` fitted into a ``box`` pixel square as a JPEG at ``dest``; returns its
+    (width, height) in pixels. Transparency is flattened on white; EXIF rotation is applied.
+
+    Raises OSError or ValueError (Pillow's errors) if the source is not a readable image. The
+    file appears whole or not at all (written aside, then renamed).
+    """
+    with Image.open(source) as img:
+        img.draft(None, (box, box))  # type: ignore[arg-type]  # JPEG only: decode at 1/2..1/8
+        img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        small = ImageOps.exif_transpose(img)
+    if small.mode in ("RGBA", "LA", "PA") or "transparency" in small.info:
+        rgba = small.convert("RGBA")
+        small = Image.new("RGB", rgba.size, (255, 255, 255))
+        small.paste(rgba, mask=rgba.getchannel("A"))
+    elif small.mode != "RGB":
+        small = small.convert("RGB")
+    # A thumbnail is a cache entry: no fsync, but never a half-written file under its name.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        small.save(tmp, "JPEG", quality=_JPEG_QUALITY)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return small.size
+
+
+def _thumbnail(source: Path, box: int, folder: Path) -> Thumb:
+    try:
+        stat = source.stat()
+    except FileNotFoundError:
+        return Thumb(None, problem="file missing")
+    except OSError:
+        return Thumb(None, problem="unreadable image")
+    dest = folder / thumb_name(source, stat, box)
+    try:
+        if dest.is_file() and dest.stat().st_size > 0:
+            with Image.open(dest) as done:  # reads the header only
+                return Thumb(dest.name, *done.size)
+        return Thumb(dest.name, *render_thumbnail(source, dest, box), made=True)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return Thumb(None, problem="unreadable image")
+
+
+def make_thumbnails(
+    sources: Iterable[tuple[Path, int]], folder: Path, *, workers: int | None = None
+) -> dict[tuple[Path, int], Thumb]:
+    """The thumbnail of each (absolute source path, box in pixels), made in ``folder`` when
+    missing and reused when present. Never raises for a bad source (see :class:`Thumb`);
+    raises OSError if ``folder`` cannot be created.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = list(dict.fromkeys(sources))
+    workers = workers or min(16, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thumb") as pool:
+        made = pool.map(lambda item: _thumbnail(item[0], item[1], folder), wanted)
+        return dict(zip(wanted, made, strict=True))
+
+
+def prune_thumbnails(folder: Path, keep: Mapping[tuple[Path, int], Thumb]) -> int:
+    """Delete thumbnails in ``folder`` that no entry of ``keep`` names; returns how many.
+
+    They belong to sources that changed or left the session, and would otherwise pile up.
+    """
+    names = {thumb.name for thumb in keep.values() if thumb.name}
+    removed = 0
+    for path in folder.glob(f"*{_SUFFIX}"):
+        if path.name not in names:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
