@@ -19,13 +19,13 @@ from rich.table import Table
 from . import journal as journal_mod
 from . import pricing
 from .budget import THINKING_ALLOWANCE_USD, reservation
-from .errors import EXIT_USAGE, ImagegenError, InputError
+from .errors import EXIT_STOPPED, EXIT_USAGE, ImagegenError, InputError
 from .limiter import Limits
 from .planner import Job, PlanRequest, describe, plan, upgrade_jobs
 from .retry import RetryPolicy, load_policy
 from .session import Settings, link_child, run_session
-from .status import list_sessions, show_session
 from .sizes import ASPECTS, QUALITIES
+from .status import list_sessions, show_session
 
 DEFAULT_MODEL = "gemini-3-pro-image"
 
@@ -313,6 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"imagegen: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_USAGE)
+    except OSError as exc:
+        if args.verbose:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"imagegen: error: cannot write{where}: {exc.strerror or exc}; free space or fix "
+              "permissions, then continue with --resume SESSION_ID (imagegen --status lists them)",
+              file=sys.stderr)
+        return EXIT_STOPPED
     except KeyboardInterrupt:
         print("imagegen: interrupted", file=sys.stderr)
         return 130

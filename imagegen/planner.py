@@ -16,7 +16,12 @@ from typing import Any
 from .errors import InputError
 from .sizes import validate_aspect, validate_quality
 from .workspace import (
-    MAX_REFERENCES, Combo, Prompt, load_catalog, load_combos, select_prompts,
+    MAX_REFERENCES,
+    Combo,
+    Prompt,
+    load_catalog,
+    load_combos,
+    select_prompts,
 )
 
 # What each role's reference image shows, for the prompt's reference list.

@@ -24,7 +24,13 @@ from PIL import Image
 from . import pricing
 from .budget import Budget, reservation
 from .errors import (
-    EXIT_FAILED, EXIT_OK, EXIT_STOPPED, AttemptTimeout, BatchStop, ProviderError, RateLimited,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    AttemptTimeout,
+    BatchStop,
+    ProviderError,
+    RateLimited,
     ServerError,
 )
 from .images import ImageInfo, sniff, write_atomic

@@ -34,6 +34,10 @@ CATALOG_PREFIX = "catalog_"
 # (gemini-api notes, "Models").
 ROLE_ORDER = ("wardrobe", "bottom", "product", "pose", "ui")
 MAX_REFERENCES = 14
+# generateContent takes at most 20 MB inline (ai.google.dev, "Image understanding"); base64
+# makes bytes 4/3 larger, and the prompt needs room too. Larger combos are refused, not
+# silently downscaled: the user decides how their references are resized.
+MAX_INLINE_BYTES = 14_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +171,16 @@ def load_combo(wardrobe: str, ui_style: str, path: Path) -> Combo:
             f"{path}: {len(refs)} reference images, Nano Banana Pro takes at most "
             f"{MAX_REFERENCES}; remove some"
         )
+    total = 0
     for ref in refs:
         _check_image(ref.path)
+        total += ref.path.stat().st_size
+    if total > MAX_INLINE_BYTES:
+        raise InputError(
+            f"{path}: reference images total {total / 1e6:.1f} MB, over the "
+            f"{MAX_INLINE_BYTES / 1e6:.0f} MB that fit in one request; downscale them "
+            "(2048 px on the long side is plenty)"
+        )
     description_file = path / DESCRIPTION_FILE
     description = (
         _read_text(description_file).strip() if description_file.is_file() else wardrobe
@@ -228,7 +240,7 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
     head, body = parts[0][3:], parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
     try:
         # BaseLoader keeps every scalar a string: YAML 1.1 would read "aspect: 4:5" as 245.
-        meta = yaml.load(head, Loader=yaml.BaseLoader) or {}  # noqa: S506 (BaseLoader is safe)
+        meta = yaml.load(head, Loader=yaml.BaseLoader) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: front matter is not valid YAML; fix it ({exc})") from exc
     if not isinstance(meta, dict):

@@ -121,3 +121,11 @@ def test_combo_problems_are_named(workspace: Workspace) -> None:
         write_image(bare / f"extra{i:02d}.png")
     with pytest.raises(InputError, match="15 reference images, Nano Banana Pro takes at most 14"):
         plan(request(workspace))
+
+
+def test_references_too_large_for_one_request_are_refused(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("imagegen.workspace.MAX_INLINE_BYTES", 100)
+    with pytest.raises(InputError, match=r"reference images total .* MB, over .* downscale them"):
+        plan(request(workspace))

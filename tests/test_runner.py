@@ -13,7 +13,12 @@ from PIL import Image
 
 from imagegen import journal as journal_mod
 from imagegen.errors import (
-    AttemptTimeout, BadRequest, BatchStop, NoImage, RateLimited, ServerError,
+    AttemptTimeout,
+    BadRequest,
+    BatchStop,
+    NoImage,
+    RateLimited,
+    ServerError,
 )
 from imagegen.limiter import Limits, StartGate
 from imagegen.planner import Job, PlanRequest, plan
@@ -220,3 +225,33 @@ async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(workspace:
     (run.sessions / f"{doc['session_id']}-session.json").unlink()
     rebuilt = journal_mod.load(run.sessions, doc["session_id"])
     assert [j["status"] for j in rebuilt["jobs"]] == [j["status"] for j in doc["jobs"]]
+
+
+@pytest.mark.asyncio
+async def test_a_full_disk_fails_the_job_cleanly_and_a_retry_completes_it(
+    workspace: Workspace, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from imagegen import runner as runner_mod
+    from imagegen.recovery import prepare_retry
+
+    real_write = runner_mod.write_atomic
+
+    def full_disk(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runner_mod, "write_atomic", full_disk)
+    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
+    run = await run_jobs(workspace, jobs, FakeProvider(), clock)
+    entry = run.job("001")
+    assert entry["status"] == "failed" and "No space left on device" in entry["error"]
+    assert not list(Path(entry["output_dir"]).glob("*.png"))
+    # Room again: retrying the job completes it, and the journal has both attempts.
+    monkeypatch.setattr(runner_mod, "write_atomic", real_write)
+    journal = journal_mod.open_session(run.sessions, run.doc["session_id"], fsync=False)
+    runner = Runner(journal, FakeProvider(), StartGate(Limits(1, 0.0, 60)), policy=NO_JITTER)
+    async with journal_mod.running(journal):
+        result = await runner.run(await prepare_retry(journal, "001"))
+    assert result.exit_code == 0
+    assert journal_mod.load(run.sessions, journal.session_id)["jobs"][0]["attempts"] == 2

@@ -77,7 +77,7 @@ class Card:
     detail: str | None
     note: str | None
     cost_usd: float | None
-    pixels: str | None  # "1024×1024" once an image was kept
+    pixels: str | None  # "1024x1024" (with a times sign) once an image was kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +167,11 @@ def _card(job: Mapping[str, Any], previous: Shot | None) -> Card:
     reason = failure_label(job.get("finish_reason"), error) if status != "completed" else None
     if status == "failed" and reason is None:
         reason = "failed"
-    shots = (previous,) if previous else ()
+    shots: tuple[Shot, ...] = (previous,) if previous else ()
     if status == "completed" and job.get("output"):
         shots += (Shot(str(job["output"]), str(job["quality"]), "output"),)
     image = job.get("image") or {}
-    pixels = f"{image['width']}×{image['height']}" if image.get("width") else None
+    pixels = f"{image['width']}\u00d7{image['height']}" if image.get("width") else None
     detail = None
     if reason:
         detail = " · ".join(filter(None, (job.get("finish_reason"), error)))
@@ -236,7 +236,7 @@ def build_sheet(
     for (catalog, ui_style), members in groups.items():
         columns: dict[tuple[str, str], Column] = {}
         rows: dict[str, tuple[str, dict[tuple[str, str], list[Card]]]] = {}
-        for job, card in members:
+        for _job, card in members:
             key = (card.wardrobe, card.combo)
             label = f"{card.combo} · {card.wardrobe}" if several_wardrobes else card.combo
             columns.setdefault(key, Column(card.combo, card.wardrobe, label))

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-JOB_BOX = 320  # pixels, longest side of a job image's thumbnail (shown 200 CSS px wide: sharp at 1.5x)
-REFERENCE_BOX = 120  # pixels, longest side of a reference image's thumbnail
+# Pixels, longest side. Job images show 180 CSS px wide: 320 stays sharp on 1.75x screens.
+JOB_BOX = 320
+REFERENCE_BOX = 120
 _JPEG_QUALITY = 82
 _SUFFIX = ".jpg"
 
@@ -51,8 +53,10 @@ def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
     file appears whole or not at all (written aside, then renamed).
     """
     with Image.open(source) as img:
-        img.draft(None, (box, box))  # type: ignore[arg-type]  # JPEG only: decode at 1/2..1/8
-        img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        img.draft(None, (box, box))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+        # reducing_gap 1.0: an integer box reduction, then Lanczos for the rest; ~2.5x faster
+        # than the default at 1K and indistinguishable at thumbnail size.
+        img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=1.0)
         small = ImageOps.exif_transpose(img)
     if small.mode in ("RGBA", "LA", "PA") or "transparency" in small.info:
         rgba = small.convert("RGBA")
@@ -71,7 +75,7 @@ def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
     return small.size
 
 
-def _thumbnail(source: Path, box: int, folder: Path) -> Thumb:
+def _thumbnail(source: Path, box: int, folder: Path, donors: Sequence[Path]) -> Thumb:
     try:
         stat = source.stat()
     except FileNotFoundError:
@@ -80,7 +84,11 @@ def _thumbnail(source: Path, box: int, folder: Path) -> Thumb:
         return Thumb(None, problem="unreadable image")
     dest = folder / thumb_name(source, stat, box)
     try:
-        if dest.is_file() and dest.stat().st_size > 0:
+        if not _usable(dest):
+            donor = next((d / dest.name for d in donors if _usable(d / dest.name)), None)
+            if donor is not None:
+                _copy(donor, dest)
+        if _usable(dest):
             with Image.open(dest) as done:  # reads the header only
                 return Thumb(dest.name, *done.size)
         return Thumb(dest.name, *render_thumbnail(source, dest, box), made=True)
@@ -88,18 +96,37 @@ def _thumbnail(source: Path, box: int, folder: Path) -> Thumb:
         return Thumb(None, problem="unreadable image")
 
 
+def _usable(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _copy(source: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def make_thumbnails(
-    sources: Iterable[tuple[Path, int]], folder: Path, *, workers: int | None = None
+    sources: Iterable[tuple[Path, int]], folder: Path, *, donors: Sequence[Path] = (),
+    workers: int | None = None,
 ) -> dict[tuple[Path, int], Thumb]:
     """The thumbnail of each (absolute source path, box in pixels), made in ``folder`` when
-    missing and reused when present. Never raises for a bad source (see :class:`Thumb`);
-    raises OSError if ``folder`` cannot be created.
+    missing and reused when present. A thumbnail already in a ``donors`` folder (a related
+    session's report) is copied rather than made again. Never raises for a bad source (see
+    :class:`Thumb`); raises OSError if ``folder`` cannot be created.
     """
     folder.mkdir(parents=True, exist_ok=True)
     wanted = list(dict.fromkeys(sources))
     workers = workers or min(16, (os.cpu_count() or 1) + 2)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thumb") as pool:
-        made = pool.map(lambda item: _thumbnail(item[0], item[1], folder), wanted)
+        made = pool.map(lambda item: _thumbnail(item[0], item[1], folder, donors), wanted)
         return dict(zip(wanted, made, strict=True))
 
 
