@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 import filelock
 import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .errors import InputError, SessionLocked
 from .images import write_atomic
@@ -264,7 +265,7 @@ class Journal:
         await done.wait()
 
     async def run_writer(
-        self, receive: anyio.abc.ObjectReceiveStream[tuple[bytes, anyio.Event]]
+        self, receive: MemoryObjectReceiveStream[tuple[bytes, anyio.Event]]
     ) -> None:
         """The single writer: group-commits queued events, then snapshots when due."""
         async with receive:

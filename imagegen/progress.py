@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -64,7 +64,7 @@ def view_of(
         )
         recent = tuple(line for _, line in list(pool.recent))
         notice = pool.stop_reason and f"Stopping: {pool.stop_reason}; calls in flight finish"
-        if pool.interrupted:
+        if notice and pool.interrupted:
             notice += " (Ctrl-C again cancels them)"
         if not notice and now is not None and pool.pause_until > now:
             notice = f"Paused {pool.pause_until - now:.0f}s: {pool.pause_reason}"
@@ -133,7 +133,7 @@ def live_display(get_view: Callable[[], ProgressView], console: Console) -> Iter
         yield
 
 
-def plain_printer(stream: TextIO = sys.stdout) -> Callable[[str], None]:
+def plain_printer(stream: IO[str] = sys.stdout) -> Callable[[str], None]:
     """One timestamped line per event, for logs and pipes."""
 
     def emit(line: str) -> None:
