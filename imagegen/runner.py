@@ -294,6 +294,9 @@ class Runner:
             cost = 0.0
             try:
                 generation = await self.provider.generate(request)
+            except BatchStop as exc:
+                self.stop(str(exc))  # before the slot is released: nothing new may start
+                raise
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else self.policy.rate_limit_wait
                 await self._pause(wait, "rate limited (429)")
