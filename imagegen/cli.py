@@ -22,6 +22,7 @@ from .budget import THINKING_ALLOWANCE_USD, reservation
 from .errors import EXIT_STOPPED, EXIT_USAGE, ImagegenError, InputError
 from .limiter import Limits
 from .planner import Job, PlanRequest, describe, plan, upgrade_jobs
+from .report import write_report
 from .retry import RetryPolicy, load_policy
 from .session import Settings, link_child, run_session
 from .sizes import ASPECTS, QUALITIES
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_argument("--upgrade", metavar="SESSION_ID",
                        help="regenerate a session's completed images at --to-quality")
     verbs.add_argument("--to-quality", choices=QUALITIES, help="with --upgrade: 2K or 4K")
+    verbs.add_argument("--report", metavar="SESSION_ID",
+                       help="write the session's HTML contact sheet (finished runs write it too)")
     verbs.add_argument("--new", action="store_true",
                        help="start a new batch even if an unfinished one has the same config")
 
@@ -285,6 +288,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             return show_session(args.sessions_dir, args.status, console,
                                 as_json=args.json, watch=args.watch)
         return list_sessions(args.sessions_dir, console, as_json=args.json)
+    if args.report:
+        console.print(f"Contact sheet: {write_report(args.sessions_dir, args.report)}")
+        return 0
     if args.resume:
         return _continue(args, args.resume, console)
     if args.retry:

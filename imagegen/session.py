@@ -18,6 +18,7 @@ from .limiter import Limits, StartGate
 from .progress import live_display, plain_printer, render, view_of
 from .provider import ImageProvider
 from .recovery import prepare_retry, recover_interrupted
+from .report import write_report
 from .retry import RetryPolicy
 from .runner import Runner, RunResult
 
@@ -83,6 +84,11 @@ async def run_session(
         result = await run_jobs(journal, job_ids, settings, provider, console, retry_job, mode)
     console.print()
     console.print(render(view_of(journal.doc, journal.counts())))
+    try:
+        page = await anyio.to_thread.run_sync(write_report, journal.sessions_dir, journal.session_id)
+        console.print(f"Contact sheet: {page}")
+    except OSError as exc:  # the images and the journal are safe; only the page is missing
+        console.print(f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}")
     console.print(_closing_line(journal, result))
     return result.exit_code
 

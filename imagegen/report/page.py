@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 
-from .sheet import Card, ContactSheet, Header, Section
+from .sheet import Card, ContactSheet, Header, Section, file_name
 
 _TIMES, _DASH = "\u00d7", "\u2013"  # typography, spelled as escapes for ruff's RUF001
+
 
 @dataclass(frozen=True, slots=True)
 class Media:
@@ -102,8 +103,10 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
             f"{_e(c.combo)}</a>: {_e(c.reason or c.status)}</li>"
             for c in sheet.attention
         )
-        attention = f'<details class="attention"><summary>{len(sheet.attention)} job(s) need ' \
-                    f"attention</summary><ul>{items}</ul></details>"
+        attention = (
+            f'<details class="attention"><summary>{len(sheet.attention)} job(s) need '
+            f"attention</summary><ul>{items}</ul></details>"
+        )
     return (
         f'<header><h1>Session {_e(h.session_id)} <span class="state">{state}</span></h1>'
         + (f'<p class="lineage">{" · ".join(lineage)}</p>' if lineage else "")
@@ -123,7 +126,7 @@ def _image(media: Media | None, alt: str, css: str) -> str:
         return f'<div class="ph missing {css}"><strong>{_e(problem)}</strong></div>'
     img = (
         f'<img src="{_e(media.thumb)}" width="{media.width}" height="{media.height}" '
-        f'alt="{_e(alt)}" decoding="async">'
+        f'alt="{_e(alt)}" title="{_e(alt)}" decoding="async">'
     )
     if media.href:
         return f'<a href="{_e(media.href)}" target="_blank" rel="noopener">{img}</a>'
@@ -145,9 +148,9 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _card(card: Card, gallery: Gallery) -> str:
-    alt = f"{card.prompt_id} {_TIMES} {card.combo} ({{}})"
+    alt = f"{card.prompt_id} {_TIMES} {card.combo}"
     slots = [
-        (_image(gallery.shots.get(s.path), alt.format(s.quality), ""),
+        (_image(gallery.shots.get(s.path), f"{alt} ({s.quality})", ""),
          f'{s.quality}{" before" if s.role == "previous" else ""}')
         for s in card.shots
     ]
@@ -164,10 +167,10 @@ def _card(card: Card, gallery: Gallery) -> str:
     meta = " · ".join(filter(None, (f"#{card.job_id}", attempts, card.quality, card.pixels)))
     note = f'<p class="note">{_e(card.note)}</p>' if card.note else ""
     refs = "".join(
-        _image(gallery.references.get(r), f"reference {n}", "ref")
+        _image(gallery.references.get(r), f"reference {n}: {file_name(r)}", "ref")
         for n, r in enumerate(card.references, 1)
     )
-    facts = [("prompt file", card.prompt_file), ("aspect", card.aspect),
+    facts = [("prompt file", card.prompt_file), ("image", card.output), ("aspect", card.aspect),
              ("wardrobe", card.wardrobe), ("finish / error", card.detail),
              ("cost", f"${card.cost_usd:.4f}" if card.cost_usd is not None else None)]
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts if v)

@@ -72,6 +72,7 @@ class Card:
     combo: str
     wardrobe: str
     shots: tuple[Shot, ...]
+    output: str | None  # the image file as recorded, completed jobs only
     references: tuple[str, ...]
     reason: str | None
     detail: str | None
@@ -172,15 +173,18 @@ def _card(job: Mapping[str, Any], previous: Shot | None) -> Card:
         shots += (Shot(str(job["output"]), str(job["quality"]), "output"),)
     image = job.get("image") or {}
     pixels = f"{image['width']}\u00d7{image['height']}" if image.get("width") else None
+    finish = job.get("finish_reason")
     detail = None
-    if reason:
-        detail = " · ".join(filter(None, (job.get("finish_reason"), error)))
+    if reason:  # the error text usually names the finish reason already
+        detail = error if error and (not finish or finish in error) else (
+            f"{finish}: {error}" if error else finish)
     return Card(
         job_id=str(job["id"]), status=status, attempts=int(job.get("attempts") or 0),
         quality=str(job["quality"]), aspect=str(job.get("aspect", "")),
         prompt_id=str(job["prompt_id"]), prompt_file=str(job.get("prompt_file", "")),
         prompt=str(job.get("prompt", "")), combo=str(job["combo"]),
         wardrobe=str(job["wardrobe"]), shots=shots,
+        output=str(job["output"]) if status == "completed" and job.get("output") else None,
         references=tuple(str(r) for r in job.get("references", ())),
         reason=reason, detail=detail or None,
         note=str(error) if status == "completed" and error else None,
@@ -194,10 +198,11 @@ def _previous_shot(job: Mapping[str, Any], parent_qualities: Mapping[str, str]) 
     if not refs:
         return None
     first = str(refs[0])
-    return Shot(first, parent_qualities.get(_file_name(first), "before"), "previous")
+    return Shot(first, parent_qualities.get(file_name(first), "before"), "previous")
 
 
-def _file_name(path: str) -> str:
+def file_name(path: str) -> str:
+    """The last part of a recorded path, whichever separator it uses."""
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
@@ -205,7 +210,7 @@ def _parent_qualities(parent_doc: Mapping[str, Any] | None) -> dict[str, str]:
     """The parent session's output file names -> their quality. Names carry a timestamp and
     the prompt's short id, and the parent recorded its outputs relative, the child absolute."""
     return {
-        _file_name(str(job["output"])): str(job["quality"])
+        file_name(str(job["output"])): str(job["quality"])
         for job in (parent_doc or {}).get("jobs", ())
         if job.get("output")
     }

@@ -1,0 +1,314 @@
+"""The contact sheet: every job on the page, failures labelled, links that work from disk,
+thumbnails made once; and, in a real headless Chromium, no broken image."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pytest
+from PIL import Image
+
+from imagegen import journal as journal_mod
+from imagegen.cli import main
+from imagegen.emulator import Emulator, Outcome
+from imagegen.errors import EXIT_FAILED, EXIT_OK, InputError
+from imagegen.report import build_sheet, failure_label, report_dir, write_report
+from imagegen.report.page import Gallery, format_duration, render_page
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs a headless browser: Debian's chromium package (apt-get install -y chromium), "
+    "which .ci/run installs",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    root: Path  # the working directory the sessions ran in
+    sessions: Path
+    first: str  # 6 jobs at 1K, two of them failed (safety block, prompt blocked)
+    upgrade: str  # the 4 completed jobs of `first` again at 2K
+
+    def doc(self, session_id: str) -> dict[str, Any]:
+        return journal_mod.load(self.sessions, session_id)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
+    """Two real sessions from the CLI against the emulator, with their reports written."""
+    root = tmp_path_factory.mktemp("workdir")
+    with pytest.MonkeyPatch.context() as mp, Emulator(render="plain") as emu:
+        mp.chdir(root)
+        mp.delenv("GOOGLE_API_KEY", raising=False)
+        mp.setenv("GEMINI_API_KEY", "test-key")
+        mp.setenv("GOOGLE_GEMINI_BASE_URL", emu.base_url)
+        # One worker, so the jobs run in plan order and the first GN01 and ZH01 ones fail.
+        emu.enqueue(Outcome.finish("IMAGE_SAFETY"), match="6:30 a.m.")
+        emu.enqueue(Outcome.prompt_blocked("SAFETY"), match="kraft beli mailer")
+        run = ["--min-interval", "0", "--plain", "--concurrency", "1"]
+        assert main([
+            *run, "--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs"),
+            "--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2",
+            "--combos", "C-U-009,C-U-010",
+        ]) == EXIT_FAILED
+        first = journal_mod.list_sessions(root / "sessions")[0]
+        assert main([*run, "--upgrade", first, "--to-quality", "2K"]) == EXIT_OK
+        upgrade = journal_mod.list_sessions(root / "sessions")[1]
+        sample = Sample(root, Path("sessions"), first, upgrade)
+        write_report(sample.sessions, first)
+        write_report(sample.sessions, upgrade)  # also rebuilds the first's, to link to it
+        yield sample
+
+
+class Page(HTMLParser):
+    """What a reader sees of a report: each job's visible text, every link and image."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self.jobs: dict[str, dict[str, str]] = {}
+        self.visible: dict[str, str] = {}
+        self.urls: list[str] = []
+        self.imgs: list[dict[str, str]] = []
+        self.body: dict[str, str] = {}
+        self._job: str | None = None
+        self._in_details = 0
+        self.markup = markup
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "body":
+            self.body = a
+        if "data-job-id" in a:
+            self._job = a["data-job-id"]
+            self.jobs[self._job] = a
+            self.visible[self._job] = ""
+        if tag == "details":
+            self._in_details += 1
+        if tag == "img":
+            self.imgs.append(a)
+        self.urls += [a[k] for k in ("href", "src") if k in a]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "details":
+            self._in_details -= 1
+        if tag == "figure":
+            self._job = None
+
+    def handle_data(self, data: str) -> None:
+        if self._job and not self._in_details:
+            self.visible[self._job] += data + " "
+
+
+def page_of(index: Path) -> Page:
+    return Page(index.read_text(encoding="utf-8"))
+
+
+def thumbs_of(index: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (index.parent / "thumbs").iterdir()}
+
+
+# -- the page -------------------------------------------------------------------------------
+
+
+def test_every_job_has_a_cell_with_its_status(sample: Sample) -> None:
+    for session_id in (sample.first, sample.upgrade):
+        page = page_of(report_dir(sample.sessions, session_id) / "index.html")
+        jobs = {j["id"]: j["status"] for j in sample.doc(session_id)["jobs"]}
+        assert {k: v["data-status"] for k, v in page.jobs.items()} == jobs
+
+
+def test_failed_cells_show_their_reason(sample: Sample) -> None:
+    page = page_of(report_dir(sample.sessions, sample.first) / "index.html")
+    failed = {j["id"]: j["finish_reason"] for j in sample.doc(sample.first)["jobs"]
+              if j["status"] == "failed"}
+    assert sorted(failed.values()) == ["IMAGE_SAFETY", "PROMPT_BLOCKED:SAFETY"]
+    for job_id, reason in failed.items():
+        label = "safety block" if reason == "IMAGE_SAFETY" else "prompt blocked"
+        assert page.jobs[job_id]["data-reason"] == label
+        assert label in page.visible[job_id]
+    assert "2 failed" in page.markup
+
+
+def test_links_are_relative_and_lead_to_files(sample: Sample) -> None:
+    folder = report_dir(sample.sessions, sample.upgrade)
+    page = page_of(folder / "index.html")
+    files = [u for u in page.urls if not u.startswith("#")]
+    assert len(files) > 20
+    for url in files:
+        assert not urlparse(url).scheme and not url.startswith("/"), url
+        assert (folder / unquote(url)).is_file(), url
+    assert f"../{sample.first}-report/index.html" in files  # the parent's report
+
+
+def test_upgrade_cells_show_both_resolutions_and_parent_links_child(sample: Sample) -> None:
+    page = page_of(report_dir(sample.sessions, sample.upgrade) / "index.html")
+    for job_id, text in page.visible.items():
+        assert "1K before" in text and "2K" in text, job_id
+    shots = [i for i in page.imgs if i["src"].startswith("thumbs/") and "reference" not in i["alt"]]
+    assert len(shots) == 2 * len(page.jobs)
+    parent = page_of(report_dir(sample.sessions, sample.first) / "index.html")
+    assert f"../{sample.upgrade}-report/index.html" in parent.urls
+
+
+def test_rebuild_reuses_every_thumbnail(sample: Sample) -> None:
+    index = report_dir(sample.sessions, sample.first) / "index.html"
+    before = thumbs_of(index)
+    assert write_report(sample.sessions, sample.first) == index.resolve()
+    assert thumbs_of(index) == before
+
+
+def test_changed_image_gets_a_new_thumbnail_and_the_old_one_goes(
+    sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = _copy_first_session(sample, tmp_path, monkeypatch)
+    index = write_report(copy, sample.first)
+    before = thumbs_of(index)
+    output = next(j["output"] for j in sample.doc(sample.first)["jobs"] if j["output"])
+    Image.new("RGB", (1024, 1024), (0, 0, 0)).save(output)
+    write_report(copy, sample.first)
+    after = thumbs_of(index)
+    assert len(after) == len(before)
+    assert len(set(after) - set(before)) == 1  # one new, one pruned, the rest untouched
+    assert all(after[name] == before[name] for name in set(after) & set(before))
+
+
+def test_missing_and_unreadable_images_are_labelled_not_broken(
+    sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = _copy_first_session(sample, tmp_path, monkeypatch)
+    done = [j for j in sample.doc(sample.first)["jobs"] if j["output"]]
+    Path(done[0]["output"]).unlink()
+    Path(done[1]["output"]).write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    page = page_of(write_report(copy, sample.first))
+    assert "file missing" in page.visible[done[0]["id"]]
+    assert "unreadable image" in page.visible[done[1]["id"]]
+    assert all((tmp_path / copy / f"{sample.first}-report" / i["src"]).is_file() for i in page.imgs)
+
+
+def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no session"):
+        write_report(tmp_path, "2020-01-01-00-00-00")
+
+
+def test_journal_text_is_escaped() -> None:
+    evil = '<script>alert("x")</script>'
+    job = {"id": "001", "wardrobe": "w", "ui_style": "<i>UI</i>", "combo": "C&1", "catalog": "v1",
+           "prompt_id": "P<1>", "prompt_file": "f.md", "prompt": evil, "references": [],
+           "quality": "1K", "aspect": "1:1", "status": "failed", "attempts": 1, "output": None,
+           "error": f"bad_request: {evil}", "finish_reason": None, "started": None,
+           "completed": None, "cost_usd": None, "image": None}
+    doc = {"session_id": "S", "state": "finished", "config": {"wardrobe": evil}, "jobs": [job],
+           "summary": {"total": 1, "failed": 1}}
+    markup = render_page(build_sheet(doc), Gallery({}, {}, {}))
+    assert "<script>alert" not in markup and "<i>UI" not in markup and "P<1>" not in markup
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in markup
+    assert markup.count("<script>") == 1  # the page's own image check
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "error", "label"),
+    [
+        ("IMAGE_SAFETY", "no_image: no image (finish reason IMAGE_SAFETY)", "safety block"),
+        ("PROMPT_BLOCKED:OTHER", "no_image: the prompt was blocked (OTHER)", "prompt blocked"),
+        ("TEXT_ONLY", "no_image: no image, the model answered: no", "text, no image"),
+        ("NO_IMAGE", "no_image: no image (finish reason NO_IMAGE)", "no image"),
+        ("RECITATION", "no_image: no image (finish reason RECITATION)", "recitation block"),
+        (None, "rate_limited: HTTP 429 RESOURCE_EXHAUSTED: You exceeded your current quota",
+         "quota"),
+        (None, "batch_stop: HTTP 429 ... (per-day quota GenerateRequestsPerDay)", "quota"),
+        (None, "batch_stop: HTTP 403 PERMISSION_DENIED", "stopped"),
+        (None, "timeout: no answer within 90 s", "timeout"),
+        (None, "server_error: HTTP 503 UNAVAILABLE", "server error"),
+        (None, "bad_request: HTTP 400 INVALID_ARGUMENT", "bad request"),
+        (None, "reference image unreadable: combos/x/ui.png", "reference unreadable"),
+        (None, "something new", "failed"),
+        (None, None, None),
+    ],
+)
+def test_failure_labels(finish_reason: str | None, error: str | None, label: str | None) -> None:
+    assert failure_label(finish_reason, error) == label
+
+
+def test_durations_read_like_a_person_would_write_them() -> None:
+    assert [format_duration(s) for s in (None, 4.4, 65, 7260)] == [
+        "\u2013", "4 s", "1 min 05 s", "2 h 01 min"]
+
+
+def _copy_first_session(sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The first session's journal and images in a fresh working directory (made current)."""
+    for name in ("Result_images", "sessions"):
+        shutil.copytree(sample.root / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("*-report", "*.lock"))
+    monkeypatch.chdir(tmp_path)
+    return Path("sessions")
+
+
+# -- in a real browser ----------------------------------------------------------------------
+
+
+@dataclass
+class Browser:
+    profile: Path
+    flags: list[str] = field(default_factory=lambda: [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--virtual-time-budget=5000",
+    ])
+
+    def run(self, *args: str) -> str:
+        assert CHROMIUM is not None
+        done = subprocess.run(
+            [CHROMIUM, *self.flags, f"--user-data-dir={self.profile}", *args],
+            capture_output=True, text=True, timeout=120, check=True,
+        )
+        return done.stdout
+
+    def dom(self, index: Path) -> Page:
+        """The page after load, as the browser holds it (our script has counted the images)."""
+        return Page(self.run("--dump-dom", index.resolve().as_uri()))
+
+
+@needs_chromium
+def test_in_a_browser_every_job_shows_and_no_image_is_broken(
+    sample: Sample, tmp_path: Path
+) -> None:
+    browser = Browser(tmp_path / "profile")
+    for session_id in (sample.first, sample.upgrade):
+        index = report_dir(sample.sessions, session_id) / "index.html"
+        page = browser.dom(index)
+        jobs = sample.doc(session_id)["jobs"]
+        assert page.body.get("data-images-loaded") == "true"
+        assert page.body["data-broken-images"] == "0"
+        assert int(page.body["data-images"]) == len(page.imgs) > len(jobs)
+        assert sorted(page.jobs) == sorted(j["id"] for j in jobs)
+        for job in jobs:
+            if job["status"] == "failed":
+                label = failure_label(job["finish_reason"], job["error"])
+                assert label and label in page.visible[job["id"]]
+
+    shot = tmp_path / "report.png"
+    browser.run("--screenshot=" + str(shot), "--window-size=1400,1000",
+                (report_dir(sample.sessions, sample.upgrade) / "index.html").resolve().as_uri())
+    with Image.open(shot) as img:
+        assert img.size == (1400, 1000)
+        assert len(img.convert("RGB").getcolors(1_000_000) or ()) > 1000  # thumbnails, not blank
+
+
+@needs_chromium
+def test_in_a_browser_a_broken_image_is_counted(sample: Sample, tmp_path: Path) -> None:
+    """The check above can fail: remove one thumbnail and the page reports it."""
+    folder = tmp_path / "report"
+    shutil.copytree(report_dir(sample.sessions, sample.first), folder)
+    next((folder / "thumbs").iterdir()).unlink()
+    page = Browser(tmp_path / "profile").dom(folder / "index.html")
+    assert int(page.body["data-broken-images"]) >= 1
