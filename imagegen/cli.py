@@ -233,22 +233,31 @@ def _start(args: argparse.Namespace, jobs: list[Job], console: Console,
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
+    # An upgrade holds its parent's lock before the child exists, so a parent that another
+    # process runs gets no stray child.
+    parent_journal = journal_mod.open_session(args.sessions_dir, parent) if parent else None
     journal = journal_mod.create(args.sessions_dir, config, jobs, parent=parent)
-    if parent:
-        anyio.run(link_child, journal_mod.open_session(args.sessions_dir, parent),
-                  journal.session_id)
+    if parent_journal is not None:
+        anyio.run(link_child, parent_journal, journal.session_id)
     console.print(f"Session {journal.session_id}: {describe(jobs)}; journal {journal.snapshot_path}")
     return anyio.run(run_session, journal, [j.id for j in jobs], settings, api_key, console)
 
 
 def _continue(args: argparse.Namespace, session_id: str, console: Console) -> int:
     """--resume and --retry: the session's own config, its own jobs, nothing re-planned."""
-    journal = journal_mod.open_session(args.sessions_dir, session_id)
+    if args.dry_run:
+        raise InputError(
+            f"--dry-run previews a new batch; --status {session_id} shows what is left to run"
+        )
+    journal = journal_mod.open_session(args.sessions_dir, session_id)  # takes the lock
     if damaged := journal.doc["journal"].pop("damaged_snapshot", None):
         console.print(f"The session's JSON was damaged: kept as {damaged}; rebuilt from its event log.")
     settings = _settings(args, journal.doc["config"])
-    api_key = settings.api_key()
-    journal.acquire()  # before anything changes: a second process exits 2 here
+    try:
+        api_key = settings.api_key()
+    except InputError:
+        journal.release()
+        raise
     mode = "retry" if args.retry else "resume"
     console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
     return anyio.run(run_session, journal, None, settings, api_key, console,
@@ -291,12 +300,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.report:
         console.print(f"Contact sheet: {write_report(args.sessions_dir, args.report)}")
         return 0
+    if args.job and not args.retry:
+        raise InputError("--job goes with --retry SESSION_ID")
     if args.resume:
         return _continue(args, args.resume, console)
     if args.retry:
         return _continue(args, args.retry, console)
-    if args.job:
-        raise InputError("--job goes with --retry SESSION_ID")
     if args.upgrade:
         return _upgrade(args, console)
     if args.single:

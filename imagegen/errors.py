@@ -19,6 +19,9 @@ jobs failed, ``EXIT_USAGE`` usage or input error, ``EXIT_STOPPED`` the batch was
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -95,3 +98,18 @@ class BatchStop(ProviderError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@contextmanager
+def unwrap_group() -> Iterator[None]:
+    """Re-raise the lone error of an exception group as itself.
+
+    anyio task groups wrap every error in an ExceptionGroup; one error is reported as itself so
+    the CLI can name it in one line with its exit code.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group
+        raise

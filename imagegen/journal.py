@@ -37,7 +37,7 @@ import filelock
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .errors import InputError, SessionLocked
+from .errors import InputError, SessionLocked, unwrap_group
 from .images import write_atomic
 from .planner import Job
 
@@ -207,7 +207,7 @@ class Journal:
         self.bytes_written = 0
         self.write_seconds = 0.0
         self._send: anyio.abc.ObjectSendStream[tuple[bytes, anyio.Event]] | None = None
-        self._lock = filelock.FileLock(str(sessions_dir / f"{self.session_id}.lock"))
+        self._lock = session_lock(sessions_dir, self.session_id)
 
     @property
     def snapshot_path(self) -> Path:
@@ -227,13 +227,7 @@ class Journal:
 
     def acquire(self) -> None:
         """Take the session's OS lock; raises SessionLocked if another process holds it."""
-        try:
-            self._lock.acquire(timeout=0)
-        except filelock.Timeout as exc:
-            raise SessionLocked(
-                f"session {self.session_id} is being run by another process "
-                f"(lock {self._lock.lock_file}); wait for it or use --status {self.session_id}"
-            ) from exc
+        _acquire(self._lock, self.session_id)
 
     async def record(
         self, job_id: str, history: dict[str, Any] | None = None, **fields: Any
@@ -338,14 +332,15 @@ async def running(journal: Journal) -> AsyncIterator[Journal]:
     journal.acquire()
     try:
         send, receive = anyio.create_memory_object_stream[tuple[bytes, anyio.Event]](1024)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(journal.run_writer, receive)
-            journal._send = send
-            try:
-                yield journal
-            finally:
-                journal._send = None
-                send.close()
+        with unwrap_group():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(journal.run_writer, receive)
+                journal._send = send
+                try:
+                    yield journal
+                finally:
+                    journal._send = None
+                    send.close()
     finally:
         journal.release()
 
@@ -385,13 +380,47 @@ def create(
     return Journal(sessions_dir, doc, len(line), fsync=fsync)
 
 
+def session_lock(sessions_dir: Path, session_id: str) -> filelock.FileLock:
+    """The session's OS-level lock (``S.lock``); the OS drops it when its holder dies.
+
+    filelock shares one lock object per path within a process, so taking it again is counted.
+    """
+    return filelock.FileLock(str(sessions_dir / f"{session_id}.lock"))
+
+
+def _acquire(lock: filelock.FileLock, session_id: str) -> None:
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout as exc:
+        raise SessionLocked(
+            f"session {session_id} is being run by another process "
+            f"(lock {lock.lock_file}); wait for it or use --status {session_id}"
+        ) from exc
+
+
 def open_session(sessions_dir: Path, session_id: str, *, fsync: bool = True) -> Journal:
     """Open an existing session for writing (resume, retry). Raises InputError if unreadable.
 
     A log whose last line was cut off by a crash is trimmed back to its last whole line. A
     snapshot that cannot be read is renamed ``*.damaged-TIMESTAMP`` (never overwritten) and the
     session continues from the log; ``doc["journal"]["damaged_snapshot"]`` names the kept file.
+    The session's lock is taken first (SessionLocked if another process runs it) and held
+    until :meth:`Journal.release`: only the lock holder may trim or append to the log.
     """
+    if not snapshot_path(sessions_dir, session_id).exists() and not events_path(
+        sessions_dir, session_id
+    ).exists():
+        raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
+    lock = session_lock(sessions_dir, session_id)
+    _acquire(lock, session_id)
+    try:
+        return _open_locked(sessions_dir, session_id, fsync)
+    except BaseException:
+        lock.release(force=True)
+        raise
+
+
+def _open_locked(sessions_dir: Path, session_id: str, fsync: bool) -> Journal:
     doc, offset = _load(sessions_dir, session_id)
     snap = snapshot_path(sessions_dir, session_id)
     if doc["journal"].get("rebuilt") and snap.exists():

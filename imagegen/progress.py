@@ -136,8 +136,17 @@ def live_display(get_view: Callable[[], ProgressView], console: Console) -> Iter
 def plain_printer(stream: IO[str] = sys.stdout) -> Callable[[str], None]:
     """One timestamped line per event, for logs and pipes."""
 
+    closed = False
+
     def emit(line: str) -> None:
-        stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        stream.flush()
+        # A closed pipe (| head) must not stop a paid batch: printing stops, the run goes on.
+        nonlocal closed
+        if closed:
+            return
+        try:
+            stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            closed = True
 
     return emit

@@ -32,11 +32,20 @@ def _finished_image(entry: dict[str, Any]) -> ImageInfo | None:
     return info if check_size(entry, info) is None else None
 
 
+def _remove_partial_writes(entry: dict[str, Any]) -> None:
+    # write_atomic's temporary files (".NAME.PID.tmp") of a process that died mid-write.
+    folder = Path(entry["output_dir"])
+    if folder.is_dir():
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 async def recover_interrupted(journal: Journal) -> list[str]:
     """Settle jobs a crash left ``running``; returns the ids that still need a call, in order."""
     todo: list[str] = []
     for entry in journal.doc["jobs"]:
         if entry["status"] == "running":
+            await anyio.to_thread.run_sync(_remove_partial_writes, entry)
             info = await anyio.to_thread.run_sync(_finished_image, entry)
             if info is not None:
                 await journal.record(

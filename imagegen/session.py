@@ -12,7 +12,7 @@ import anyio
 from rich.console import Console
 
 from .budget import Budget
-from .errors import InputError
+from .errors import InputError, unwrap_group
 from .journal import Journal, running
 from .limiter import Limits, StartGate
 from .progress import live_display, plain_printer, render, view_of
@@ -120,10 +120,11 @@ async def run_jobs(
             if settings.live else nullcontext()
         )
         with display:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
-                result = await runner.run(job_ids or [])
-                tg.cancel_scope.cancel()
+            with unwrap_group():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
+                    result = await runner.run(job_ids or [])
+                    tg.cancel_scope.cancel()
             if runner.view.interrupted:
                 result = runner.result()
         stop = result.stop_reason
@@ -165,7 +166,7 @@ def _closing_line(journal: Journal, result: RunResult) -> str:
         )
     if result.failed:
         return (
-            f"{result.failed} job(s) failed; see jq '.jobs[] | select(.status==\"failed\")' "
-            f"{journal.snapshot_path}"
+            f"{result.failed} job(s) failed: see jq '.jobs[] | select(.status==\"failed\")' "
+            f"{journal.snapshot_path}; retry them with image-gen.sh --retry {sid}"
         )
     return f"All {result.completed} jobs completed. Journal: {journal.snapshot_path}"
