@@ -40,9 +40,13 @@ def _positive_int(name: str, low: int, high: int) -> Any:
         try:
             number = int(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {value!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, not {value!r}"
+            ) from None
         if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, not {number}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between {low} and {high}, not {number}"
+            )
         return number
 
     return parse
@@ -53,9 +57,18 @@ def _seconds(name: str, *, allow_zero: bool, unit: str = "seconds") -> Any:
         try:
             number = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number of {unit}, not {value!r}") from None
-        if number < 0 or (number == 0 and not allow_zero) or number != number or number == float("inf"):
-            raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if allow_zero else '> 0'} {unit}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a number of {unit}, not {value!r}"
+            ) from None
+        if (
+            number < 0
+            or (number == 0 and not allow_zero)
+            or number != number
+            or number == float("inf")
+        ):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {'>= 0' if allow_zero else '> 0'} {unit}"
+            )
         return number
 
     return parse
@@ -66,32 +79,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="imagegen",
         description="Batch-generate images with Nano Banana Pro: combos x catalog prompts.",
         epilog="Exit codes: 0 all completed, 1 some failed, 2 usage or input error, "
-        "3 batch stopped (key, permission, quota, budget, Ctrl-C). 'imagegen emulator --help' for the emulator.",
+        "3 batch stopped (key, permission, quota, budget, Ctrl-C). "
+        "'imagegen emulator --help' for the emulator.",
     )
     verbs = p.add_argument_group("session verbs (default: start a new batch)")
     verbs.add_argument("--resume", metavar="SESSION_ID", help="continue a session from its journal")
-    verbs.add_argument("--retry", metavar="SESSION_ID",
-                       help="re-run every failed job of a session, or one with --job")
+    verbs.add_argument(
+        "--retry",
+        metavar="SESSION_ID",
+        help="re-run every failed job of a session, or one with --job",
+    )
     verbs.add_argument("--job", help="with --retry: the job id, e.g. 015")
-    verbs.add_argument("--status", metavar="SESSION_ID", nargs="?", const="",
-                       help="list sessions, or show one (with --watch to follow it, --json)")
+    verbs.add_argument(
+        "--status",
+        metavar="SESSION_ID",
+        nargs="?",
+        const="",
+        help="list sessions, or show one (with --watch to follow it, --json)",
+    )
     verbs.add_argument("--watch", action="store_true", help="with --status ID: update live")
     verbs.add_argument("--json", action="store_true", help="with --status: machine-readable")
-    verbs.add_argument("--single", action="store_true",
-                       help="one image: --combo ID --prompt catalog_vX.Y/FILE.md --wardrobe W")
+    verbs.add_argument(
+        "--single",
+        action="store_true",
+        help="one image: --combo ID --prompt catalog_vX.Y/FILE.md --wardrobe W",
+    )
     verbs.add_argument("--combo", help="with --single: the combo id")
     verbs.add_argument("--prompt", help="with --single: the prompt file, catalog_vX.Y/NAME.md")
-    verbs.add_argument("--upgrade", metavar="SESSION_ID",
-                       help="regenerate a session's completed images at --to-quality")
+    verbs.add_argument(
+        "--upgrade",
+        metavar="SESSION_ID",
+        help="regenerate a session's completed images at --to-quality",
+    )
     verbs.add_argument("--to-quality", choices=QUALITIES, help="with --upgrade: 2K or 4K")
-    verbs.add_argument("--report", metavar="SESSION_ID",
-                       help="write the session's HTML contact sheet (finished runs write it too)")
-    verbs.add_argument("--new", action="store_true",
-                       help="start a new batch even if an unfinished one has the same config")
+    verbs.add_argument(
+        "--report",
+        metavar="SESSION_ID",
+        help="write the session's HTML contact sheet (finished runs write it too)",
+    )
+    verbs.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new batch even if an unfinished one has the same config",
+    )
 
     sel = p.add_argument_group("what to generate")
     sel.add_argument("--wardrobe", type=_csv, default=(), help="wardrobe name(s), comma separated")
-    sel.add_argument("--ui-style", type=_csv, default=(), help="UI style(s), e.g. Orange; default all")
+    sel.add_argument(
+        "--ui-style", type=_csv, default=(), help="UI style(s), e.g. Orange; default all"
+    )
     sel.add_argument("--catalogs", type=_csv, default=(), help='catalogs, e.g. "v3.2,v4.2"')
     sel.add_argument("--combos", type=_csv, default=(), help="only these combo ids")
     sel.add_argument("--prompts", type=_csv, default=(), help="only these prompt ids or short ids")
@@ -102,26 +138,55 @@ def build_parser() -> argparse.ArgumentParser:
     loc = p.add_argument_group("locations (relative to the working directory)")
     loc.add_argument("--combos-root", type=Path, default=Path("combos"))
     loc.add_argument("--catalogs-root", type=Path, default=Path("catalogs"))
-    loc.add_argument("--sessions-dir", type=Path, default=Path("sessions"),
-                     help="session journals (seed layout: Result_images/.sessions)")
+    loc.add_argument(
+        "--sessions-dir",
+        type=Path,
+        default=Path("sessions"),
+        help="session journals (seed layout: Result_images/.sessions)",
+    )
     loc.add_argument("--output", type=Path, default=Path("Result_images"))
 
     run = p.add_argument_group("running")
     run.add_argument("--concurrency", type=_positive_int("--concurrency", 1, 64), default=3)
-    run.add_argument("--min-interval", type=_seconds("--min-interval", allow_zero=True), default=1.0,
-                     help="seconds between request starts (1.0)")
-    run.add_argument("--rpm", type=_positive_int("--rpm", 1, 10_000), default=60,
-                     help="request starts per 60 s (60)")
-    run.add_argument("--timeout", type=_seconds("--timeout", allow_zero=False), default=90.0,
-                     help="seconds per attempt (90)")
-    run.add_argument("--max-cost", type=_seconds("--max-cost", allow_zero=False, unit="USD"), metavar="USD",
-                     help="stop starting jobs before this run would spend more than USD")
+    run.add_argument(
+        "--min-interval",
+        type=_seconds("--min-interval", allow_zero=True),
+        default=1.0,
+        help="seconds between request starts (1.0)",
+    )
+    run.add_argument(
+        "--rpm",
+        type=_positive_int("--rpm", 1, 10_000),
+        default=60,
+        help="request starts per 60 s (60)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_seconds("--timeout", allow_zero=False),
+        default=90.0,
+        help="seconds per attempt (90)",
+    )
+    run.add_argument(
+        "--max-cost",
+        type=_seconds("--max-cost", allow_zero=False, unit="USD"),
+        metavar="USD",
+        help="stop starting jobs before this run would spend more than USD",
+    )
     run.add_argument("--retry-policy", type=Path, help="TOML file with a [retry] table (README)")
-    run.add_argument("--dry-run", action="store_true", help="print the job table and cost; write nothing")
-    run.add_argument("--offline", action="store_true",
-                     help="run against the built-in emulator on loopback: no key, no network")
-    run.add_argument("--offline-latency", type=_seconds("--offline-latency", allow_zero=True),
-                     default=1.0, help="seconds the offline emulator takes per image (1.0)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the job table and cost; write nothing"
+    )
+    run.add_argument(
+        "--offline",
+        action="store_true",
+        help="run against the built-in emulator on loopback: no key, no network",
+    )
+    run.add_argument(
+        "--offline-latency",
+        type=_seconds("--offline-latency", allow_zero=True),
+        default=1.0,
+        help="seconds the offline emulator takes per image (1.0)",
+    )
     run.add_argument("--plain", action="store_true", help="plain lines instead of the live display")
     run.add_argument("--verbose", action="store_true", help="tracebacks on errors")
     return p
@@ -133,9 +198,16 @@ def _plan_request(args: argparse.Namespace) -> PlanRequest:
     if not args.catalogs:
         raise InputError('--catalogs is required (e.g. --catalogs "v3.2,v4.2")')
     return PlanRequest(
-        wardrobes=args.wardrobe, catalogs=args.catalogs, ui_styles=args.ui_style,
-        combos=args.combos, prompts=args.prompts, quality=args.quality, aspect=args.aspect,
-        model=args.model, combos_root=args.combos_root, catalogs_root=args.catalogs_root,
+        wardrobes=args.wardrobe,
+        catalogs=args.catalogs,
+        ui_styles=args.ui_style,
+        combos=args.combos,
+        prompts=args.prompts,
+        quality=args.quality,
+        aspect=args.aspect,
+        model=args.model,
+        combos_root=args.combos_root,
+        catalogs_root=args.catalogs_root,
         output=args.output,
     )
 
@@ -171,8 +243,9 @@ def print_dry_run(jobs: Sequence[Job], console: Console, max_cost: float | None 
     for job in jobs:
         total += pricing.estimate(job.model, job.quality, len(job.references))
         output = f"{job.output_dir}/{{timestamp}}-{job.short_id}-{job.quality}.png"
-        table.add_row(job.id, f"{job.ui_style}/{job.combo}", job.prompt_file,
-                      str(len(job.references)), output)
+        table.add_row(
+            job.id, f"{job.ui_style}/{job.combo}", job.prompt_file, str(len(job.references)), output
+        )
     console.print(table)
     console.print(
         f"Estimated cost: ${total:.2f} for {len(jobs)} images at {jobs[0].quality} "
@@ -206,8 +279,17 @@ def _settings(args: argparse.Namespace, config: dict[str, Any] | None = None) ->
 def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
     """An unfinished session planned from the same selection (seed: "Always check session log
     before starting new batch")."""
-    keys = ("wardrobe", "catalogs", "ui_style", "quality", "aspect", "model", "combos", "prompts",
-            "output")
+    keys = (
+        "wardrobe",
+        "catalogs",
+        "ui_style",
+        "quality",
+        "aspect",
+        "model",
+        "combos",
+        "prompts",
+        "output",
+    )
     for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
         try:
             doc = journal_mod.load(sessions_dir, session_id)
@@ -220,8 +302,9 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
     return None
 
 
-def _start(args: argparse.Namespace, jobs: list[Job], console: Console,
-           parent: str | None = None) -> int:
+def _start(
+    args: argparse.Namespace, jobs: list[Job], console: Console, parent: str | None = None
+) -> int:
     if args.dry_run:
         print_dry_run(jobs, console, args.max_cost)
         return 0
@@ -239,7 +322,9 @@ def _start(args: argparse.Namespace, jobs: list[Job], console: Console,
     journal = journal_mod.create(args.sessions_dir, config, jobs, parent=parent)
     if parent_journal is not None:
         anyio.run(link_child, parent_journal, journal.session_id)
-    console.print(f"Session {journal.session_id}: {describe(jobs)}; journal {journal.snapshot_path}")
+    console.print(
+        f"Session {journal.session_id}: {describe(jobs)}; journal {journal.snapshot_path}"
+    )
     return anyio.run(run_session, journal, [j.id for j in jobs], settings, api_key, console)
 
 
@@ -251,7 +336,9 @@ def _continue(args: argparse.Namespace, session_id: str, console: Console) -> in
         )
     journal = journal_mod.open_session(args.sessions_dir, session_id)  # takes the lock
     if damaged := journal.doc["journal"].pop("damaged_snapshot", None):
-        console.print(f"The session's JSON was damaged: kept as {damaged}; rebuilt from its event log.")
+        console.print(
+            f"The session's JSON was damaged: kept as {damaged}; rebuilt from its event log."
+        )
     settings = _settings(args, journal.doc["config"])
     try:
         api_key = settings.api_key()
@@ -260,8 +347,16 @@ def _continue(args: argparse.Namespace, session_id: str, console: Console) -> in
         raise
     mode = "retry" if args.retry else "resume"
     console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
-    return anyio.run(run_session, journal, None, settings, api_key, console,
-                     (args.job if mode == "retry" else None), mode)
+    return anyio.run(
+        run_session,
+        journal,
+        None,
+        settings,
+        api_key,
+        console,
+        (args.job if mode == "retry" else None),
+        mode,
+    )
 
 
 def _upgrade(args: argparse.Namespace, console: Console) -> int:
@@ -294,8 +389,9 @@ def _single(args: argparse.Namespace, console: Console) -> int:
 def _run(args: argparse.Namespace, console: Console) -> int:
     if args.status is not None:
         if args.status:
-            return show_session(args.sessions_dir, args.status, console,
-                                as_json=args.json, watch=args.watch)
+            return show_session(
+                args.sessions_dir, args.status, console, as_json=args.json, watch=args.watch
+            )
         return list_sessions(args.sessions_dir, console, as_json=args.json)
     if args.report:
         console.print(f"Contact sheet: {write_report(args.sessions_dir, args.report)}")
@@ -332,9 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"imagegen: error: cannot write{where}: {exc.strerror or exc}; free space or fix "
-              "permissions, then continue with --resume SESSION_ID (imagegen --status lists them)",
-              file=sys.stderr)
+        print(
+            f"imagegen: error: cannot write{where}: {exc.strerror or exc}; free space or fix "
+            "permissions, then continue with --resume SESSION_ID (imagegen --status lists them)",
+            file=sys.stderr,
+        )
         return EXIT_STOPPED
     except KeyboardInterrupt:
         print("imagegen: interrupted", file=sys.stderr)

@@ -66,8 +66,17 @@ def new_job_entry(job: Job) -> dict[str, Any]:
     """A planned job as it appears in ``jobs[]`` before its first attempt."""
     entry = asdict(job)
     entry.update(
-        status="pending", attempts=0, output=None, error=None, started=None, completed=None,
-        finish_reason=None, usage=None, cost_usd=None, image=None, history=[],
+        status="pending",
+        attempts=0,
+        output=None,
+        error=None,
+        started=None,
+        completed=None,
+        finish_reason=None,
+        usage=None,
+        cost_usd=None,
+        image=None,
+        history=[],
     )
     return entry
 
@@ -188,7 +197,12 @@ class Journal:
     """
 
     def __init__(
-        self, sessions_dir: Path, doc: Doc, offset: int, *, fsync: bool = True,
+        self,
+        sessions_dir: Path,
+        doc: Doc,
+        offset: int,
+        *,
+        fsync: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions_dir = sessions_dir
@@ -346,7 +360,11 @@ async def running(journal: Journal) -> AsyncIterator[Journal]:
 
 
 def create(
-    sessions_dir: Path, config: dict[str, Any], jobs: list[Job], *, fsync: bool = True,
+    sessions_dir: Path,
+    config: dict[str, Any],
+    jobs: list[Job],
+    *,
+    fsync: bool = True,
     parent: str | None = None,
 ) -> Journal:
     """Start a new session: write its first event log line and its first snapshot.
@@ -376,7 +394,9 @@ def create(
             os.fsync(fh.fileno())
     doc["journal"] = {"seq": 0, "offset": len(line)}
     doc["summary"] = summarize(doc)
-    write_atomic(snapshot_path(sessions_dir, session_id), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    write_atomic(
+        snapshot_path(sessions_dir, session_id), orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    )
     return Journal(sessions_dir, doc, len(line), fsync=fsync)
 
 
@@ -407,9 +427,10 @@ def open_session(sessions_dir: Path, session_id: str, *, fsync: bool = True) -> 
     The session's lock is taken first (SessionLocked if another process runs it) and held
     until :meth:`Journal.release`: only the lock holder may trim or append to the log.
     """
-    if not snapshot_path(sessions_dir, session_id).exists() and not events_path(
-        sessions_dir, session_id
-    ).exists():
+    if (
+        not snapshot_path(sessions_dir, session_id).exists()
+        and not events_path(sessions_dir, session_id).exists()
+    ):
         raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
     lock = session_lock(sessions_dir, session_id)
     _acquire(lock, session_id)

@@ -31,7 +31,9 @@ class Limits:
 class StartGate:
     """Grants request starts in FIFO order within :class:`Limits`; clock and sleep injected."""
 
-    def __init__(self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep):
+    def __init__(
+        self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = anyio.sleep
+    ):
         self.limits = limits
         self._clock = clock
         self._sleep = sleep

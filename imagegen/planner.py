@@ -89,11 +89,18 @@ def build_prompt(prompt: Prompt, combo: Combo) -> str:
 
 def output_dir(output: Path, combo: Combo, prompt: Prompt) -> Path:
     """``{output}/{wardrobe}/{catalog}/{prompt_id}/{ui_style}/{combo_id}`` (seed 003)."""
-    return output / combo.wardrobe / prompt.catalog / prompt.prompt_id / combo.ui_style / combo.combo_id
+    return (
+        output
+        / combo.wardrobe
+        / prompt.catalog
+        / prompt.prompt_id
+        / combo.ui_style
+        / combo.combo_id
+    )
 
 
 def output_name(job: Job, when: datetime, extension: str) -> str:
-    """``{timestamp}-{short_prompt_id}-{quality}{ext}``, e.g. ``2025-01-15-14-30-22-ZH01-1K.png``."""
+    """``{timestamp}-{short_prompt_id}-{quality}{ext}``: ``2025-01-15-14-30-22-ZH01-1K.png``."""
     return f"{when:%Y-%m-%d-%H-%M-%S}-{job.short_id}-{job.quality}{extension}"
 
 
@@ -177,12 +184,21 @@ def upgrade_jobs(parent_jobs: Sequence[dict[str, Any]], to_quality: str) -> list
     return [
         Job(
             id=f"{n:03d}",
-            wardrobe=j["wardrobe"], ui_style=j["ui_style"], combo=j["combo"],
-            catalog=j["catalog"], prompt_id=j["prompt_id"], short_id=j["short_id"],
+            wardrobe=j["wardrobe"],
+            ui_style=j["ui_style"],
+            combo=j["combo"],
+            catalog=j["catalog"],
+            prompt_id=j["prompt_id"],
+            short_id=j["short_id"],
             prompt_file=j["prompt_file"],
-            prompt=j["prompt"] + "\n\n" + UPGRADE_INSTRUCTION.format(old=j["quality"], new=to_quality),
+            prompt=j["prompt"]
+            + "\n\n"
+            + UPGRADE_INSTRUCTION.format(old=j["quality"], new=to_quality),
             references=(str(Path(j["output"]).resolve()), *j["references"])[:MAX_REFERENCES],
-            quality=to_quality, aspect=j["aspect"], model=j["model"], output_dir=j["output_dir"],
+            quality=to_quality,
+            aspect=j["aspect"],
+            model=j["model"],
+            output_dir=j["output_dir"],
         )
         for n, j in enumerate(done, 1)
     ]

@@ -52,7 +52,9 @@ def _cfg(config: Mapping[str, Any], key: str) -> str:
 
 
 def view_of(
-    doc: Mapping[str, Any], counts: Mapping[str, int], pool: PoolView | None = None,
+    doc: Mapping[str, Any],
+    counts: Mapping[str, int],
+    pool: PoolView | None = None,
     now: float | None = None,
 ) -> ProgressView:
     """The display of a session: from the pool while it runs, from the journal otherwise."""
@@ -74,10 +76,12 @@ def view_of(
         )
         done = sorted(
             (j for j in jobs if j["status"] in ("completed", "failed") and j["completed"]),
-            key=lambda j: (j["completed"], j["id"]), reverse=True,
+            key=lambda j: (j["completed"], j["id"]),
+            reverse=True,
         )[:5]
         recent = tuple(
-            f"✓ {_label(j)} → saved" if j["status"] == "completed"
+            f"✓ {_label(j)} → saved"
+            if j["status"] == "completed"
             else f"✗ {_label(j)} → {j['error']}"
             for j in done
         )
@@ -90,11 +94,20 @@ def view_of(
     cost = sum(j["cost_usd"] or 0.0 for j in jobs)
     remaining = sum(
         pricing.estimate(j["model"], j["quality"], len(j["references"]))
-        for j in jobs if j["status"] not in ("completed", "failed")
+        for j in jobs
+        if j["status"] not in ("completed", "failed")
     )
     return ProgressView(
-        doc["session_id"], header, _cfg(config, "catalogs"), len(jobs), dict(counts), cost,
-        remaining, current, recent, notice or None,
+        doc["session_id"],
+        header,
+        _cfg(config, "catalogs"),
+        len(jobs),
+        dict(counts),
+        cost,
+        remaining,
+        current,
+        recent,
+        notice or None,
     )
 
 
@@ -110,7 +123,8 @@ def render(view: ProgressView) -> str:
         view.header,
         f"Catalogs: {view.catalogs}",
         "",
-        f"Progress: [{'█' * filled}{'░' * (BAR_WIDTH - filled)}] {fraction:.0%} ({done}/{view.total})",
+        f"Progress: [{'█' * filled}{'░' * (BAR_WIDTH - filled)}] {fraction:.0%} "
+        f"({done}/{view.total})",
         f"Running:  {running} | Completed: {view.counts.get('completed', 0)} | "
         f"Failed: {view.counts.get('failed', 0)} | Pending: {pending}",
         f"Cost:     ${view.cost_usd:.2f} so far"
@@ -128,8 +142,12 @@ def render(view: ProgressView) -> str:
 @contextmanager
 def live_display(get_view: Callable[[], ProgressView], console: Console) -> Iterator[None]:
     """Redraw the progress block four times a second until the block exits."""
-    with Live(get_renderable=lambda: Text(render(get_view())), console=console,
-              refresh_per_second=4, transient=False):
+    with Live(
+        get_renderable=lambda: Text(render(get_view())),
+        console=console,
+        refresh_per_second=4,
+        transient=False,
+    ):
         yield
 
 

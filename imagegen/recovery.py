@@ -49,13 +49,28 @@ async def recover_interrupted(journal: Journal) -> list[str]:
             info = await anyio.to_thread.run_sync(_finished_image, entry)
             if info is not None:
                 await journal.record(
-                    entry["id"], status="completed", completed=now_iso(), error=None,
-                    cost_usd=round(pricing.estimate(entry["model"], entry["quality"],
-                                                    len(entry["references"])), 6),
-                    image={"format": info.format, "width": info.width, "height": info.height,
-                           "size_ok": True},
-                    history={"attempt": entry["attempts"], "started": entry["started"],
-                             "ended": now_iso(), "outcome": "recovered after a crash"},
+                    entry["id"],
+                    status="completed",
+                    completed=now_iso(),
+                    error=None,
+                    cost_usd=round(
+                        pricing.estimate(
+                            entry["model"], entry["quality"], len(entry["references"])
+                        ),
+                        6,
+                    ),
+                    image={
+                        "format": info.format,
+                        "width": info.width,
+                        "height": info.height,
+                        "size_ok": True,
+                    },
+                    history={
+                        "attempt": entry["attempts"],
+                        "started": entry["started"],
+                        "ended": now_iso(),
+                        "outcome": "recovered after a crash",
+                    },
                 )
                 continue
             await journal.record(entry["id"], status="pending", output=None)

@@ -117,7 +117,9 @@ def check_size(entry: dict[str, Any], info: ImageInfo) -> str | None:
 
 def job_cost(entry: dict[str, Any], generation: Generation) -> float:
     """USD billed for one successful call of this job (published prices, token usage)."""
-    return pricing.cost(entry["model"], entry["quality"], len(entry["references"]), generation.usage)
+    return pricing.cost(
+        entry["model"], entry["quality"], len(entry["references"]), generation.usage
+    )
 
 
 def _read_references(entry: dict[str, Any]) -> tuple[Reference, ...]:
@@ -188,8 +190,10 @@ class Runner:
         """The session's counts now, and why the run stopped early."""
         counts = self.journal.counts()
         return RunResult(
-            counts["completed"], counts["failed"],
-            counts["pending"] + counts["retry"] + counts["running"], self.view.stop_reason,
+            counts["completed"],
+            counts["failed"],
+            counts["pending"] + counts["retry"] + counts["running"],
+            self.view.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
         )
 
@@ -221,20 +225,29 @@ class Runner:
             references = await anyio.to_thread.run_sync(_read_references, entry)
         except (OSError, ValueError) as exc:
             await self.journal.record(
-                job_id, status="failed", error=f"reference image unreadable: {exc}",
+                job_id,
+                status="failed",
+                error=f"reference image unreadable: {exc}",
                 completed=now_iso(),
             )
             self._finished(job_id, f"✗ {label} → reference image unreadable")
             return
         request = ImageRequest(
-            entry["model"], entry["prompt"], references, entry["quality"], entry["aspect"],
+            entry["model"],
+            entry["prompt"],
+            references,
+            entry["quality"],
+            entry["aspect"],
             self.timeout,
         )
 
         async def on_retry(error: ProviderError, wait: float) -> None:
             self.view.in_flight.pop(job_id, None)
             await self.journal.record(
-                job_id, status="retry", output=None, error=f"{error.kind}: {error}",
+                job_id,
+                status="retry",
+                output=None,
+                error=f"{error.kind}: {error}",
                 history=_history(entry, error, wait),
             )
             self.notify(f"↻ {label} attempt {entry['attempts']} {error.kind}, retry in {wait:.0f}s")
@@ -253,7 +266,10 @@ class Runner:
             self.stop(str(exc))
             self.view.in_flight.pop(job_id, None)
             await self.journal.record(
-                job_id, status="pending", output=None, error=f"{exc.kind}: {exc}",
+                job_id,
+                status="pending",
+                output=None,
+                error=f"{exc.kind}: {exc}",
                 history=_history(entry, exc, None),
             )
             return
@@ -261,9 +277,13 @@ class Runner:
             self.view.in_flight.pop(job_id, None)
             reason = getattr(exc, "reason", None)
             await self.journal.record(
-                job_id, status="failed", output=None, error=f"{exc.kind}: {exc}",
+                job_id,
+                status="failed",
+                output=None,
+                error=f"{exc.kind}: {exc}",
                 completed=now_iso(),
-                finish_reason=reason, history=_history(entry, exc, None),
+                finish_reason=reason,
+                history=_history(entry, exc, None),
             )
             self._finished(job_id, f"✗ {label} → {exc.kind}: {reason or exc}")
             return
@@ -288,7 +308,11 @@ class Runner:
             attempt = entry["attempts"] + 1
             output = planned_output(entry, datetime.now())
             await self.journal.record(
-                job_id, status="running", attempts=attempt, started=now_iso(), output=str(output),
+                job_id,
+                status="running",
+                attempts=attempt,
+                started=now_iso(),
+                output=str(output),
             )
             self.view.in_flight[job_id] = attempt
             cost = 0.0
@@ -298,7 +322,9 @@ class Runner:
                 self.stop(str(exc))  # before the slot is released: nothing new may start
                 raise
             except RateLimited as exc:
-                wait = exc.retry_after if exc.retry_after is not None else self.policy.rate_limit_wait
+                wait = (
+                    exc.retry_after if exc.retry_after is not None else self.policy.rate_limit_wait
+                )
                 await self._pause(wait, "rate limited (429)")
                 raise
             except (ServerError, AttemptTimeout):
@@ -336,7 +362,10 @@ class Runner:
             info = await anyio.to_thread.run_sync(_save, output, generation.image)
         except OSError as exc:
             await self.journal.record(
-                job_id, status="failed", output=None, completed=now_iso(),
+                job_id,
+                status="failed",
+                output=None,
+                completed=now_iso(),
                 error=f"cannot write {output}: {exc.strerror or exc}",
             )
             self._finished(job_id, f"✗ {label} → cannot write image")
@@ -352,11 +381,20 @@ class Runner:
             finish_reason=generation.finish_reason,
             usage=asdict(generation.usage),
             cost_usd=round((entry["cost_usd"] or 0.0) + cost, 6),  # retries of it add up
-            image={"format": info.format, "width": info.width, "height": info.height,
-                   "size_ok": size_note is None},
-            history={"attempt": entry["attempts"], "started": entry["started"],
-                     "ended": now_iso(), "outcome": "completed", "output": str(output),
-                     "cost_usd": round(cost, 6)},
+            image={
+                "format": info.format,
+                "width": info.width,
+                "height": info.height,
+                "size_ok": size_note is None,
+            },
+            history={
+                "attempt": entry["attempts"],
+                "started": entry["started"],
+                "ended": now_iso(),
+                "outcome": "completed",
+                "output": str(output),
+                "cost_usd": round(cost, 6),
+            },
         )
         self._finished(job_id, f"✓ {label} → saved {output.name}")
 
@@ -368,7 +406,10 @@ class Runner:
 def _history(entry: dict[str, Any], error: ProviderError, wait: float | None) -> dict[str, Any]:
     """One failed attempt, as kept in the job's ``history``."""
     return {
-        "attempt": entry["attempts"], "started": entry["started"], "ended": now_iso(),
-        "outcome": error.kind, "error": str(error),
+        "attempt": entry["attempts"],
+        "started": entry["started"],
+        "ended": now_iso(),
+        "outcome": error.kind,
+        "error": str(error),
         "wait": None if wait is None else round(wait, 3),
     }

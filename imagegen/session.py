@@ -72,8 +72,13 @@ async def open_provider(settings: Settings, api_key: str) -> AsyncIterator[Image
 
 
 async def run_session(
-    journal: Journal, job_ids: list[str] | None, settings: Settings, api_key: str,
-    console: Console, retry_job: str | None = None, mode: str = "run",
+    journal: Journal,
+    job_ids: list[str] | None,
+    settings: Settings,
+    api_key: str,
+    console: Console,
+    retry_job: str | None = None,
+    mode: str = "run",
 ) -> int:
     """Run a session and print its summary; returns the exit code.
 
@@ -85,17 +90,26 @@ async def run_session(
     console.print()
     console.print(render(view_of(journal.doc, journal.counts())))
     try:
-        page = await anyio.to_thread.run_sync(write_report, journal.sessions_dir, journal.session_id)
+        page = await anyio.to_thread.run_sync(
+            write_report, journal.sessions_dir, journal.session_id
+        )
         console.print(f"Contact sheet: {page}")
     except OSError as exc:  # the images and the journal are safe; only the page is missing
-        console.print(f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}")
+        console.print(
+            f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}"
+        )
     console.print(_closing_line(journal, result))
     return result.exit_code
 
 
 async def run_jobs(
-    journal: Journal, job_ids: list[str] | None, settings: Settings, provider: ImageProvider,
-    console: Console, retry_job: str | None = None, mode: str = "run",
+    journal: Journal,
+    job_ids: list[str] | None,
+    settings: Settings,
+    provider: ImageProvider,
+    console: Console,
+    retry_job: str | None = None,
+    mode: str = "run",
 ) -> RunResult:
     """Hold the session, run the pool, and record how the run ended.
 
@@ -110,14 +124,20 @@ async def run_jobs(
         await journal.record_session(state="running", stop_reason=None)
         gate = StartGate(settings.limits)
         runner = Runner(
-            journal, provider, gate, policy=settings.policy, timeout=settings.timeout,
+            journal,
+            provider,
+            gate,
+            policy=settings.policy,
+            timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
             budget=None if settings.max_cost is None else Budget(settings.max_cost),
         )
         display = (
-            live_display(lambda: view_of(journal.doc, journal.counts(), runner.view,
-                                         gate.now()), console)
-            if settings.live else nullcontext()
+            live_display(
+                lambda: view_of(journal.doc, journal.counts(), runner.view, gate.now()), console
+            )
+            if settings.live
+            else nullcontext()
         )
         with display:
             with unwrap_group():

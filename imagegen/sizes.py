@@ -26,7 +26,7 @@ _MULTIPLIER = {"1K": 1, "2K": 2, "4K": 4}
 
 
 def validate_quality(value: str) -> str:
-    """Return ``value`` if it is a size tier; raises InputError otherwise (case matters to the API)."""
+    """Return ``value`` if it is a size tier; raises InputError otherwise (the API wants "K")."""
     if value not in QUALITIES:
         hint = f" (did you mean {value.upper()}?)" if value.upper() in QUALITIES else ""
         raise InputError(f"--quality {value!r} is not one of {', '.join(QUALITIES)}{hint}")

@@ -48,17 +48,26 @@ def session_summary(sessions_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
     """What ``--status --json`` prints for one session."""
     failed = [
         {"id": j["id"], "prompt_id": j["prompt_id"], "combo": j["combo"], "error": j["error"]}
-        for j in doc["jobs"] if j["status"] == "failed"
+        for j in doc["jobs"]
+        if j["status"] == "failed"
     ]
     running = [
         {"id": j["id"], "prompt_id": j["prompt_id"], "combo": j["combo"], "attempt": j["attempts"]}
-        for j in doc["jobs"] if j["status"] == "running"
+        for j in doc["jobs"]
+        if j["status"] == "running"
     ]
     return {
-        "session_id": doc["session_id"], "started": doc["started"], "updated": doc.get("updated"),
-        "state": state_of(sessions_dir, doc), "stop_reason": doc.get("stop_reason"),
-        "parent": doc.get("parent"), "children": doc.get("children", []),
-        "config": doc["config"], "summary": doc["summary"], "running": running, "failed": failed,
+        "session_id": doc["session_id"],
+        "started": doc["started"],
+        "updated": doc.get("updated"),
+        "state": state_of(sessions_dir, doc),
+        "stop_reason": doc.get("stop_reason"),
+        "parent": doc.get("parent"),
+        "children": doc.get("children", []),
+        "config": doc["config"],
+        "summary": doc["summary"],
+        "running": running,
+        "failed": failed,
     }
 
 
@@ -86,8 +95,11 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
             continue
         s, c = row["summary"], row["config"]
         table.add_row(
-            row["session_id"], row["state"], f"{s['completed']}/{s['total']}",
-            str(s["failed"]), str(s["pending"] + s["retry"] + s["running"]),
+            row["session_id"],
+            row["state"],
+            f"{s['completed']}/{s['total']}",
+            str(s["failed"]),
+            str(s["pending"] + s["retry"] + s["running"]),
             f"${s['cost_usd']:.2f}",
             f"{c.get('wardrobe')} {c.get('ui_style') or 'all'} {','.join(c.get('catalogs', []))} "
             f"{c.get('quality')}",
@@ -103,21 +115,29 @@ def render_session(sessions_dir: Path, doc: dict[str, Any]) -> str:
     failed = [j for j in doc["jobs"] if j["status"] == "failed"]
     if failed:
         lines += ["", "Failed:"]
-        lines += [f"  ✗ [{j['id']}] {j['prompt_id']} + {j['combo']}: {j['error']}" for j in failed[:20]]
+        lines += [
+            f"  ✗ [{j['id']}] {j['prompt_id']} + {j['combo']}: {j['error']}" for j in failed[:20]
+        ]
         if len(failed) > 20:
             lines.append(f"  … and {len(failed) - 20} more (--json lists them all)")
     return "\n".join(lines)
 
 
 def show_session(
-    sessions_dir: Path, session_id: str, console: Console, *, as_json: bool, watch: bool,
+    sessions_dir: Path,
+    session_id: str,
+    console: Console,
+    *,
+    as_json: bool,
+    watch: bool,
     interval: float = 1.0,
 ) -> int:
     """Print one session; with ``watch``, redraw from the journal until no process runs it."""
     doc = journal_mod.load(sessions_dir, session_id)
     if as_json:
         console.file.write(
-            orjson.dumps(session_summary(sessions_dir, doc), option=orjson.OPT_INDENT_2).decode() + "\n"
+            orjson.dumps(session_summary(sessions_dir, doc), option=orjson.OPT_INDENT_2).decode()
+            + "\n"
         )
         return 0
     if not watch:

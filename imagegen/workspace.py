@@ -3,7 +3,7 @@
 Layout (seed 003, "Input Sources"; formats in ``combos/README.md`` and ``catalogs/README.md``)::
 
     {combos_root}/wardrobes.toml                                  CLI name -> combo folder
-    {combos_root}/{Wardrobe}_combo/{Style}_UI_Combos/{combo_id}/  role.png|jpg|jpeg|webp, wardrobe.txt
+    {combos_root}/{Wardrobe}_combo/{Style}_UI_Combos/{combo_id}/  {role}.png|jpg|webp, wardrobe.txt
     {catalogs_root}/catalog_v{X.Y}/{prompt_id}.md                 optional front matter + prompt
 
 Every function here reads files and returns frozen values; bad input raises
@@ -95,8 +95,11 @@ def _unknown(what: str, value: str, known: Iterable[str], fix: str) -> InputErro
 
 
 def _check_name(what: str, value: str) -> str:
-    if not value or value in {".", ".."} or any(c in value for c in "/\\") or any(
-        ord(c) < 32 or ord(c) == 127 for c in value
+    if (
+        not value
+        or value in {".", ".."}
+        or any(c in value for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
     ):
         raise InputError(
             f"{what} {value!r} is not a plain name: no path separators, '..' or control characters"
@@ -114,7 +117,7 @@ def wardrobe_aliases(combos_root: Path) -> dict[str, str]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML ({exc}); fix the file") from exc
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise InputError(f"{path}: [wardrobes] must map names to folder names (name = \"folder\")")
+        raise InputError(f'{path}: [wardrobes] must map names to folder names (name = "folder")')
     return dict(table)
 
 
@@ -127,7 +130,9 @@ def resolve_wardrobe(combos_root: Path, name: str) -> Path:
     folder = combos_root / aliases.get(name, name)
     if not folder.is_dir():
         folders = [p.name for p in combos_root.iterdir() if p.is_dir()]
-        raise _unknown("wardrobe", name, [*aliases, *folders], f"add it to {combos_root / ALIAS_FILE}")
+        raise _unknown(
+            "wardrobe", name, [*aliases, *folders], f"add it to {combos_root / ALIAS_FILE}"
+        )
     return folder
 
 
@@ -182,9 +187,7 @@ def load_combo(wardrobe: str, ui_style: str, path: Path) -> Combo:
             "(2048 px on the long side is plenty)"
         )
     description_file = path / DESCRIPTION_FILE
-    description = (
-        _read_text(description_file).strip() if description_file.is_file() else wardrobe
-    )
+    description = _read_text(description_file).strip() if description_file.is_file() else wardrobe
     return Combo(
         wardrobe, ui_style, path.name, path, tuple(sorted(refs, key=_role_key)), description
     )
@@ -236,7 +239,9 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
         return {}, text
     parts = text.split("\n---", 1)
     if len(parts) != 2:
-        raise InputError(f"{path}: front matter opened with '---' is never closed; add a '---' line")
+        raise InputError(
+            f"{path}: front matter opened with '---' is never closed; add a '---' line"
+        )
     head, body = parts[0][3:], parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
     try:
         # BaseLoader keeps every scalar a string: YAML 1.1 would read "aspect: 4:5" as 245.
@@ -268,7 +273,12 @@ def load_prompt(catalog: str, path: Path) -> Prompt:
             raise InputError(f"{path}: front matter {exc}") from exc
     notes = meta.get("notes")
     return Prompt(
-        catalog, path.stem, path, body, tuple(wardrobes), aspect,
+        catalog,
+        path.stem,
+        path,
+        body,
+        tuple(wardrobes),
+        aspect,
         None if notes is None else str(notes),
     )
 

@@ -130,11 +130,18 @@ def pngs(root: Path) -> list[Path]:
 
 
 def subprocess_env(emu: Emulator) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
-           and not k.lower().endswith("_proxy")}
-    env.update(GOOGLE_GEMINI_BASE_URL=emu.base_url, GEMINI_API_KEY=TEST_KEY,
-               NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
+        and not k.lower().endswith("_proxy")
+    }
+    env.update(
+        GOOGLE_GEMINI_BASE_URL=emu.base_url,
+        GEMINI_API_KEY=TEST_KEY,
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -169,15 +176,22 @@ def spawn(cwd: Path, emu: Emulator, *argv: str, pipe_stdout: bool = False) -> Pr
     log = cwd / f"proc-{time.monotonic_ns()}.log"
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         popen = subprocess.Popen(
-            [sys.executable, "-m", "imagegen", *argv], cwd=cwd, env=subprocess_env(emu),
+            [sys.executable, "-m", "imagegen", *argv],
+            cwd=cwd,
+            env=subprocess_env(emu),
             stdout=subprocess.PIPE if pipe_stdout else out,
             stderr=out if pipe_stdout else subprocess.STDOUT,
         )
     return Proc(popen, log)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
-             proc: Proc | None = None, interval: float = 0.01) -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: Proc | None = None,
+    interval: float = 0.01,
+) -> None:
     """Poll ``predicate`` until it holds; fail after ``timeout`` s or if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -8,8 +8,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -52,11 +52,20 @@ class Workspace:
     def catalogs(self) -> Path:
         return self.root / "catalogs"
 
-    def combo(self, folder: str, style: str, combo_id: str, roles: tuple[str, ...] = ("ui", "wardrobe", "pose"),
-              description: str | None = "Red zip hoodie") -> Path:
+    def combo(
+        self,
+        folder: str,
+        style: str,
+        combo_id: str,
+        roles: tuple[str, ...] = ("ui", "wardrobe", "pose"),
+        description: str | None = "Red zip hoodie",
+    ) -> Path:
         path = self.combos / folder / f"{style}_UI_Combos" / combo_id
         for i, role in enumerate(roles):
-            write_image(path / f"{role}.{'png' if i % 2 == 0 else 'jpg'}", fmt="PNG" if i % 2 == 0 else "JPEG")
+            write_image(
+                path / f"{role}.{'png' if i % 2 == 0 else 'jpg'}",
+                fmt="PNG" if i % 2 == 0 else "JPEG",
+            )
         if description is not None:
             (path / "wardrobe.txt").write_text(description + "\n", encoding="utf-8")
         return path
@@ -74,13 +83,21 @@ def workspace(tmp_path: Path) -> Workspace:
         ws.combo("Hoodie_combo", "Studio", combo_id)
     ws.combo("Hoodie_combo", "Orange", "C-U-009", roles=("wardrobe", "ui", "product", "bottom"))
     ws.combo("t-shirt_combo", "Studio", "C-U-100", description="White tee")
-    write_prompt(ws.catalogs / "catalog_v1.0" / "ZH01_unboxing.md", "Unboxing on a desk.\n",
-                 wardrobe="zip-hoodie")
+    write_prompt(
+        ws.catalogs / "catalog_v1.0" / "ZH01_unboxing.md",
+        "Unboxing on a desk.\n",
+        wardrobe="zip-hoodie",
+    )
     write_prompt(ws.catalogs / "catalog_v1.0" / "GN01_morning.md", "Morning run at dawn.\n")
-    write_prompt(ws.catalogs / "catalog_v1.0" / "TS01_beach.md", "Beach volleyball.\n",
-                 wardrobe="t-shirt", aspect="4:5")
-    write_prompt(ws.catalogs / "catalog_v2.0" / "ZH02_travel.md", "Airport lounge.\n",
-                 wardrobe="zip-hoodie")
+    write_prompt(
+        ws.catalogs / "catalog_v1.0" / "TS01_beach.md",
+        "Beach volleyball.\n",
+        wardrobe="t-shirt",
+        aspect="4:5",
+    )
+    write_prompt(
+        ws.catalogs / "catalog_v2.0" / "ZH02_travel.md", "Airport lounge.\n", wardrobe="zip-hoodie"
+    )
     return ws
 
 
@@ -128,9 +145,12 @@ class FakeProvider:
                 await anyio.lowlevel.checkpoint()
             size = self.size_override or pixel_size(request.quality, request.aspect)
             self.generated[request.prompt] += 1
-            return Generation(png_bytes(*size), "image/png", "STOP",
-                              Usage(prompt_tokens=800, output_tokens=1120, thought_tokens=100,
-                                    image_tokens=1120))
+            return Generation(
+                png_bytes(*size),
+                "image/png",
+                "STOP",
+                Usage(prompt_tokens=800, output_tokens=1120, thought_tokens=100, image_tokens=1120),
+            )
         finally:
             self.in_flight -= 1
 

@@ -105,9 +105,20 @@ def test_sample_batch_offline_writes_36_images_in_the_seed_layout(
 ) -> None:
     """Seed 003's example: Orange UI combos with catalogs v3.2 and v4.2 (collage images)."""
     started = time.monotonic()
-    r = run_cli(capsys, *OFFLINE, "--wardrobe", "zip-hoodie", "--ui-style", "Orange",
-                "--catalogs", "v3.2,v4.2", "--combos-root", str(SAMPLE_COMBOS),
-                "--catalogs-root", str(SAMPLE_CATALOGS))
+    r = run_cli(
+        capsys,
+        *OFFLINE,
+        "--wardrobe",
+        "zip-hoodie",
+        "--ui-style",
+        "Orange",
+        "--catalogs",
+        "v3.2,v4.2",
+        "--combos-root",
+        str(SAMPLE_COMBOS),
+        "--catalogs-root",
+        str(SAMPLE_CATALOGS),
+    )
     elapsed = time.monotonic() - started
     assert r.code == 0, r.err
     assert "All 36 jobs completed" in r.out
@@ -132,14 +143,23 @@ def test_sample_batch_offline_writes_36_images_in_the_seed_layout(
         out = Path(job["output"])
         # {wardrobe}/{catalog}/{prompt_id}/{ui_style}/{combo_id}/{timestamp}-{short}-{quality}.png
         assert out.parts[:6] == (
-            "Result_images", "zip-hoodie", job["catalog"], job["prompt_id"], "Orange", job["combo"]
+            "Result_images",
+            "zip-hoodie",
+            job["catalog"],
+            job["prompt_id"],
+            "Orange",
+            job["combo"],
         ), out
         assert re.fullmatch(rf"{TIMESTAMP}-{job['short_id']}-1K\.png", out.name), out
         assert job["catalog"] == ("v3.2" if job["short_id"] in ("ZH01", "ZH02", "GN01") else "v4.2")
         want = (928, 1152) if job["short_id"] == "ZH02" else (1024, 1024)  # ZH02 is 4:5
         assert image_size(out) == want, out
-        assert job["image"] == {"format": "PNG", "width": want[0], "height": want[1],
-                                "size_ok": True}
+        assert job["image"] == {
+            "format": "PNG",
+            "width": want[0],
+            "height": want[1],
+            "size_ok": True,
+        }
         assert job["cost_usd"] > 0 and len(job["history"]) == 1
 
 
@@ -149,9 +169,20 @@ def test_sample_batch_offline_writes_36_images_in_the_seed_layout(
 def test_dry_run_prints_the_job_table_and_cost_needs_no_key_and_writes_nothing(
     cwd: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = run_cli(capsys, "--dry-run", "--wardrobe", "zip-hoodie", "--ui-style", "Orange",
-                "--catalogs", "v3.2,v4.2", "--combos-root", str(SAMPLE_COMBOS),
-                "--catalogs-root", str(SAMPLE_CATALOGS))
+    r = run_cli(
+        capsys,
+        "--dry-run",
+        "--wardrobe",
+        "zip-hoodie",
+        "--ui-style",
+        "Orange",
+        "--catalogs",
+        "v3.2,v4.2",
+        "--combos-root",
+        str(SAMPLE_COMBOS),
+        "--catalogs-root",
+        str(SAMPLE_CATALOGS),
+    )
     assert r.code == 0, r.err
     assert r.err == ""
     assert "36 jobs: 6 combos x 6 prompts" in r.out
@@ -175,15 +206,21 @@ def test_missing_key_without_offline_exits_2_naming_the_fixes_and_writes_nothing
 @pytest.mark.parametrize(
     ("argv", "must_say"),
     [
-        pytest.param(["--wardrobe", "zip-hoody", "--catalogs", "v1.0"],
-                     ["unknown wardrobe 'zip-hoody'",
-                                                    "did you mean zip-hoodie"], id="wardrobe"),
-        pytest.param(["--wardrobe", "zip-hoodie", "--catalogs", "v9.9"],
-                     ["unknown catalog 'v9.9'"], id="catalog"),
+        pytest.param(
+            ["--wardrobe", "zip-hoody", "--catalogs", "v1.0"],
+            ["unknown wardrobe 'zip-hoody'", "did you mean zip-hoodie"],
+            id="wardrobe",
+        ),
+        pytest.param(
+            ["--wardrobe", "zip-hoodie", "--catalogs", "v9.9"],
+            ["unknown catalog 'v9.9'"],
+            id="catalog",
+        ),
         pytest.param(["--quality", "3K"], ["--quality", "'3K'"], id="quality"),
         pytest.param(["--quality", "2k"], ["--quality", "'2k'"], id="quality-lowercase"),
-        pytest.param(["--concurrency", "0"], ["--concurrency", "between 1 and 64"],
-                     id="concurrency-0"),
+        pytest.param(
+            ["--concurrency", "0"], ["--concurrency", "between 1 and 64"], id="concurrency-0"
+        ),
         pytest.param(["--rpm", "abc"], ["--rpm", "whole number", "'abc'"], id="rpm-abc"),
         pytest.param(["--min-interval", "-1"], ["--min-interval"], id="min-interval"),
         pytest.param(["--job", "002"], ["--job goes with --retry"], id="job-without-retry"),
@@ -218,8 +255,13 @@ def test_unknown_wardrobe_is_exactly_one_line_on_stderr(
 # -- resume ----------------------------------------------------------------------------------
 
 
-def _stopped_session(ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str],
-                     jobs: list[Job], stop_at: str = "003") -> str:
+def _stopped_session(
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    jobs: list[Job],
+    stop_at: str = "003",
+) -> str:
     """A 6-job session (concurrency 1) stopped by a 403 on job ``stop_at``: exit 3."""
     emu.enqueue(Outcome.error(403), match=next(j.prompt for j in jobs if j.id == stop_at))
     r = run_cli(capsys, *TINY, *FAST, "--concurrency", "1")
@@ -297,19 +339,38 @@ def test_resume_after_a_crash_settles_running_jobs_by_their_output_file(
     entries = by_id(before)
 
     # What a SIGKILL in the middle of three calls leaves: `running` with their planned outputs.
-    saved = png_file(Path(entries["004"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png",
-                     (1024, 1024))
+    saved = png_file(
+        Path(entries["004"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png", (1024, 1024)
+    )
     missing = Path(entries["005"]["output_dir"]) / "2025-01-15-14-30-22-GN01-1K.png"
-    cut = truncated_png(Path(entries["006"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png",
-                        (1024, 1024))
-    _edit_journal(sessions, sid, {
-        "004": {"status": "running", "attempts": 1, "started": "2025-01-15T14:30:22",
-                "output": str(saved)},
-        "005": {"status": "running", "attempts": 1, "started": "2025-01-15T14:30:22",
-                "output": str(missing)},
-        "006": {"status": "running", "attempts": 1, "started": "2025-01-15T14:30:22",
-                "output": str(cut)},
-    }, state="running")
+    cut = truncated_png(
+        Path(entries["006"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png", (1024, 1024)
+    )
+    _edit_journal(
+        sessions,
+        sid,
+        {
+            "004": {
+                "status": "running",
+                "attempts": 1,
+                "started": "2025-01-15T14:30:22",
+                "output": str(saved),
+            },
+            "005": {
+                "status": "running",
+                "attempts": 1,
+                "started": "2025-01-15T14:30:22",
+                "output": str(missing),
+            },
+            "006": {
+                "status": "running",
+                "attempts": 1,
+                "started": "2025-01-15T14:30:22",
+                "output": str(cut),
+            },
+        },
+        state="running",
+    )
     crashed = load(ws.root, sid)
     assert crashed["summary"]["running"] == 3
 
@@ -330,8 +391,9 @@ def test_resume_after_a_crash_settles_running_jobs_by_their_output_file(
     assert cut.exists()  # a damaged file is left where it was, never taken as a result
 
 
-def _edit_journal(sessions: Path, sid: str, changes: dict[str, dict[str, Any]],
-                  **session: Any) -> None:
+def _edit_journal(
+    sessions: Path, sid: str, changes: dict[str, dict[str, Any]], **session: Any
+) -> None:
     """Change jobs through imagegen's own journal writer (as the crashed run would have)."""
 
     async def edit() -> None:
@@ -434,7 +496,9 @@ def test_resume_or_retry_of_an_unknown_session_exits_2(
 
 
 def test_status_lists_shows_and_prints_json_without_a_key(
-    ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str],
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     jobs = tiny_plan()
@@ -477,7 +541,9 @@ def test_status_of_an_empty_folder_says_so(cwd: Path, capsys: pytest.CaptureFixt
 
 
 def test_status_list_shows_whole_session_ids_in_an_80_column_terminal(
-    ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str],
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The id is what every other verb needs: the list must not crop it (it did, with eight
@@ -496,16 +562,30 @@ def test_status_list_shows_whole_session_ids_in_an_80_column_terminal(
 def test_single_makes_a_one_job_session_at_the_asked_quality(
     ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = run_cli(capsys, "--single", "--combo", "C-U-000", "--prompt",
-                "catalog_v1.0/ZH01_unboxing.md", "--wardrobe", "zip-hoodie", "--quality", "2K",
-                *FAST)
+    r = run_cli(
+        capsys,
+        "--single",
+        "--combo",
+        "C-U-000",
+        "--prompt",
+        "catalog_v1.0/ZH01_unboxing.md",
+        "--wardrobe",
+        "zip-hoodie",
+        "--quality",
+        "2K",
+        *FAST,
+    )
     assert r.code == 0, r.out + r.err
     sid = only_session(ws.root)
     doc = load(ws.root, sid)
     assert len(doc["jobs"]) == 1
     job = doc["jobs"][0]
     assert (job["combo"], job["prompt_id"], job["quality"], job["status"]) == (
-        "C-U-000", "ZH01_unboxing", "2K", "completed")
+        "C-U-000",
+        "ZH01_unboxing",
+        "2K",
+        "completed",
+    )
     out = Path(job["output"])
     assert out.parent == Path("Result_images/zip-hoodie/v1.0/ZH01_unboxing/Studio/C-U-000")
     assert re.fullmatch(rf"{TIMESTAMP}-ZH01-2K\.png", out.name)
@@ -513,9 +593,19 @@ def test_single_makes_a_one_job_session_at_the_asked_quality(
     assert pngs(ws.root) == [ws.root / out]
 
     # A second --single of the same image is a new session, not a twin.
-    r = run_cli(capsys, "--single", "--combo", "C-U-000", "--prompt",
-                "catalog_v1.0/ZH01_unboxing.md", "--wardrobe", "zip-hoodie", "--quality", "2K",
-                *FAST)
+    r = run_cli(
+        capsys,
+        "--single",
+        "--combo",
+        "C-U-000",
+        "--prompt",
+        "catalog_v1.0/ZH01_unboxing.md",
+        "--wardrobe",
+        "zip-hoodie",
+        "--quality",
+        "2K",
+        *FAST,
+    )
     assert r.code == 0, r.out + r.err
     assert len(session_ids(ws.root)) == 2
 
@@ -525,8 +615,17 @@ def test_single_needs_combo_prompt_and_wardrobe(
 ) -> None:
     r = run_cli(capsys, "--single", "--combo", "C-U-000", "--wardrobe", "zip-hoodie", *FAST)
     assert r.code == 2 and "--single needs" in r.err
-    r = run_cli(capsys, "--single", "--combo", "C-U-000", "--prompt", "ZH01_unboxing.md",
-                "--wardrobe", "zip-hoodie", *FAST)
+    r = run_cli(
+        capsys,
+        "--single",
+        "--combo",
+        "C-U-000",
+        "--prompt",
+        "ZH01_unboxing.md",
+        "--wardrobe",
+        "zip-hoodie",
+        *FAST,
+    )
     assert r.code == 2 and "catalog_vX.Y/NAME.md" in r.err
     assert session_ids(ws.root) == []
 
@@ -592,9 +691,15 @@ def test_a_second_process_on_a_running_session_exits_2(
     emu.latency = 2.0
     proc = spawn(ws.root, emu, "--resume", sid, *FAST)
     try:
-        wait_for(lambda: load(ws.root, sid)["state"] == "running"
-                 and load(ws.root, sid)["summary"]["running"] == 1, 30,
-                 "the resumed session to be running", proc)
+        wait_for(
+            lambda: (
+                load(ws.root, sid)["state"] == "running"
+                and load(ws.root, sid)["summary"]["running"] == 1
+            ),
+            30,
+            "the resumed session to be running",
+            proc,
+        )
         for verb in (["--resume", sid], ["--retry", sid, "--job", "001"]):
             r = run_cli(capsys, *verb, *FAST)
             assert r.code == 2, r.out + r.err
@@ -622,8 +727,9 @@ def test_ctrl_c_finishes_calls_in_flight_and_says_how_to_resume(
                 if not found:
                     return False
                 events_file.append(found[0])
-            return any(e.get("set", {}).get("status") == "running"
-                       for e in whole_lines(events_file[0]))
+            return any(
+                e.get("set", {}).get("status") == "running" for e in whole_lines(events_file[0])
+            )
 
         wait_for(first_job_running, 30, "the first job to start", proc)
         time.sleep(0.2)  # the second worker's call starts too
@@ -655,7 +761,9 @@ def test_ctrl_c_finishes_calls_in_flight_and_says_how_to_resume(
 
 
 def test_a_second_process_never_cuts_the_log_of_a_running_session(
-    ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str],
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The loser of the lock must not write. The race window (between open_session reading
@@ -666,8 +774,12 @@ def test_a_second_process_never_cuts_the_log_of_a_running_session(
     emu.latency = 0.5
     proc = spawn(ws.root, emu, "--resume", sid, *FAST)
     try:
-        wait_for(lambda: load(ws.root, sid)["summary"]["running"] == 1, 30,
-                 "the resumed session to be running", proc)
+        wait_for(
+            lambda: load(ws.root, sid)["summary"]["running"] == 1,
+            30,
+            "the resumed session to be running",
+            proc,
+        )
         real_load = journal_mod._load
 
         def load_then_let_the_runner_log(sessions: Path, session_id: str) -> Any:
@@ -697,8 +809,12 @@ def test_upgrade_of_a_session_another_process_runs_exits_2_and_creates_nothing(
     emu.latency = 2.0
     proc = spawn(ws.root, emu, "--resume", sid, *FAST)
     try:
-        wait_for(lambda: load(ws.root, sid)["summary"]["running"] == 1, 30,
-                 "the resumed session to be running", proc)
+        wait_for(
+            lambda: load(ws.root, sid)["summary"]["running"] == 1,
+            30,
+            "the resumed session to be running",
+            proc,
+        )
         r = run_cli(capsys, "--upgrade", sid, "--to-quality", "2K", *FAST)
         assert r.code == 2 and "being run by another process" in r.err
         assert session_ids(ws.root) == [sid]
@@ -732,9 +848,15 @@ def test_second_ctrl_c_cancels_calls_in_flight_and_returns_them_to_pending(
     emu.latency = 5.0
     proc = spawn(ws.root, emu, *TINY, *FAST, "--concurrency", "2")
     try:
-        wait_for(lambda: bool(session_ids(ws.root))
-                 and load(ws.root, session_ids(ws.root)[0])["summary"]["running"] == 2, 30,
-                 "two calls in flight", proc)
+        wait_for(
+            lambda: (
+                bool(session_ids(ws.root))
+                and load(ws.root, session_ids(ws.root)[0])["summary"]["running"] == 2
+            ),
+            30,
+            "two calls in flight",
+            proc,
+        )
         proc.popen.send_signal(signal.SIGINT)
         time.sleep(0.3)
         assert proc.poll() is None  # the first Ctrl-C waits for the calls in flight

@@ -40,9 +40,18 @@ from .cli_helpers import (
 pytestmark = pytest.mark.slow
 
 BATCH = (
-    "--wardrobe", "zip-hoodie", "--ui-style", "Orange,Studio", "--catalogs", "v3.2,v4.2",
-    "--combos", "C-U-000,C-U-001,C-U-002,C-U-003,C-U-009,C-U-010,C-U-011,C-U-012,C-U-013,C-U-014",
-    "--combos-root", str(SAMPLE_COMBOS), "--catalogs-root", str(SAMPLE_CATALOGS),
+    "--wardrobe",
+    "zip-hoodie",
+    "--ui-style",
+    "Orange,Studio",
+    "--catalogs",
+    "v3.2,v4.2",
+    "--combos",
+    "C-U-000,C-U-001,C-U-002,C-U-003,C-U-009,C-U-010,C-U-011,C-U-012,C-U-013,C-U-014",
+    "--combos-root",
+    str(SAMPLE_COMBOS),
+    "--catalogs-root",
+    str(SAMPLE_CATALOGS),
 )
 RUN = ("--concurrency", "3", "--min-interval", "0", "--plain")
 LATENCY = 0.05
@@ -55,10 +64,26 @@ LATENCY = 0.05
 #   file      right after an output image exists that no "completed" line names yet
 # 60 jobs (10 combos x 6 prompts) and 20 kills spread over the run (issue 4, "Crashes").
 KILLS = [
-    ("lines", 2), ("running", 4), ("answered", 3), ("file", 4), ("lines", 5),
-    ("running", 6), ("answered", 2), ("file", 3), ("lines", 3), ("running", 3),
-    ("answered", 4), ("file", 2), ("lines", 6), ("running", 2), ("answered", 3),
-    ("file", 4), ("lines", 4), ("running", 5), ("answered", 2), ("file", 3),
+    ("lines", 2),
+    ("running", 4),
+    ("answered", 3),
+    ("file", 4),
+    ("lines", 5),
+    ("running", 6),
+    ("answered", 2),
+    ("file", 3),
+    ("lines", 3),
+    ("running", 3),
+    ("answered", 4),
+    ("file", 2),
+    ("lines", 6),
+    ("running", 2),
+    ("answered", 3),
+    ("file", 4),
+    ("lines", 4),
+    ("running", 5),
+    ("answered", 2),
+    ("file", 3),
 ]
 
 
@@ -93,8 +118,14 @@ class Run:
         return self.sid is not None
 
 
-def _trigger(run: Run, mode: str, lines: int, start_lines: int, start_generated: Counter[str],
-             start_files: set[Path]) -> bool:
+def _trigger(
+    run: Run,
+    mode: str,
+    lines: int,
+    start_lines: int,
+    start_generated: Counter[str],
+    start_files: set[Path],
+) -> bool:
     if not run.find_session():
         return False
     events = whole_lines(run.log)
@@ -115,10 +146,14 @@ def _trigger(run: Run, mode: str, lines: int, start_lines: int, start_generated:
             for job in create["jobs"]
         )
     assert mode == "file"
-    recorded = {e["set"].get("output") for e in events
-                if "job" in e and e.get("set", {}).get("status") == "completed"}
-    return any(str(p.relative_to(run.root)) not in recorded
-               for p in set(pngs(run.root)) - start_files)
+    recorded = {
+        e["set"].get("output")
+        for e in events
+        if "job" in e and e.get("set", {}).get("status") == "completed"
+    }
+    return any(
+        str(p.relative_to(run.root)) not in recorded for p in set(pngs(run.root)) - start_files
+    )
 
 
 def _run_until_killed(run: Run, proc: Proc, mode: str | None, lines: int) -> int | None:
@@ -128,8 +163,9 @@ def _run_until_killed(run: Run, proc: Proc, mode: str | None, lines: int) -> int
     start_files = set(pngs(run.root))
     deadline = time.monotonic() + 30
     while proc.poll() is None:
-        if mode is not None and _trigger(run, mode, lines, start_lines, start_generated,
-                                         start_files):
+        if mode is not None and _trigger(
+            run, mode, lines, start_lines, start_generated, start_files
+        ):
             proc.popen.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             _after_kill(run, mode, start_lines)
@@ -162,11 +198,18 @@ def _after_kill(run: Run, mode: str, start_lines: int) -> None:
     owners = {j["output"] for j in jobs if j["status"] in ("completed", "running")}
     for path in pngs(run.root):
         assert str(path.relative_to(run.root)) in owners, path
-    run.kills.append(Kill(
-        mode, start_lines, len(whole_lines(run.log)),
-        {j["id"] for j in jobs if j["status"] == "running"}, completed,
-        sum(1 for _ in (run.root / RESULTS).rglob("*.tmp")) if (run.root / RESULTS).exists() else 0,
-    ))
+    run.kills.append(
+        Kill(
+            mode,
+            start_lines,
+            len(whole_lines(run.log)),
+            {j["id"] for j in jobs if j["status"] == "running"},
+            completed,
+            sum(1 for _ in (run.root / RESULTS).rglob("*.tmp"))
+            if (run.root / RESULTS).exists()
+            else 0,
+        )
+    )
 
 
 def test_sigkill_at_many_points_then_resume_completes_every_job_once(tmp_path: Path) -> None:

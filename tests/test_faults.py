@@ -29,17 +29,32 @@ KEY = "AIzaFAKEfaultsTESTkey0123456789abcdefghi"  # recognisable, never to be ec
 def make_jobs(tmp: Path, count: int) -> list[Job]:
     ref = str(write_image(tmp / "refs" / "ui.png", (32, 32)))
     return [
-        Job(id=f"{n:03d}", wardrobe="zip-hoodie", ui_style="Studio", combo=f"C-U-{n:03d}",
-            catalog="v1.0", prompt_id=f"ZH{n:03d}_storm", short_id=f"ZH{n:03d}",
-            prompt_file=f"catalog_v1.0/ZH{n:03d}_storm.md", prompt=f"storm job {n:03d} .",
-            references=(ref,), quality="1K", aspect="1:1", model="gemini-3-pro-image",
-            output_dir=str(tmp / "out" / f"{n:03d}"))
+        Job(
+            id=f"{n:03d}",
+            wardrobe="zip-hoodie",
+            ui_style="Studio",
+            combo=f"C-U-{n:03d}",
+            catalog="v1.0",
+            prompt_id=f"ZH{n:03d}_storm",
+            short_id=f"ZH{n:03d}",
+            prompt_file=f"catalog_v1.0/ZH{n:03d}_storm.md",
+            prompt=f"storm job {n:03d} .",
+            references=(ref,),
+            quality="1K",
+            aspect="1:1",
+            model="gemini-3-pro-image",
+            output_dir=str(tmp / "out" / f"{n:03d}"),
+        )
         for n in range(1, count + 1)
     ]
 
 
 async def run_with_emulator(
-    tmp: Path, jobs: list[Job], emulator: Emulator, clock: VirtualClock, limits: Limits,
+    tmp: Path,
+    jobs: list[Job],
+    emulator: Emulator,
+    clock: VirtualClock,
+    limits: Limits,
     timeout: float = 0.5,  # noqa: ASYNC109 (the per-attempt timeout the runner passes on)
 ) -> tuple[RunResult, dict[str, Any], list[float], int]:
     """Run ``jobs`` through the real SDK; returns the result, the journal, the start grants
@@ -67,8 +82,15 @@ async def run_with_emulator(
             calls["now"] -= 1
 
     provider.generate = counted  # type: ignore[method-assign]
-    runner = Runner(journal, provider, gate, policy=RetryPolicy(jitter=0.0), timeout=timeout,
-                    clock=clock, sleep=clock.sleep)
+    runner = Runner(
+        journal,
+        provider,
+        gate,
+        policy=RetryPolicy(jitter=0.0),
+        timeout=timeout,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(clock.drive)
         async with journal_mod.running(journal):
@@ -79,9 +101,16 @@ async def run_with_emulator(
 
 
 TRANSIENT = [
-    Outcome.error(429, retry_delay="2s"), Outcome.error(429), Outcome.error(500),
-    Outcome.error(502), Outcome.error(503), Outcome.error(504), Outcome.drop(),
-    Outcome.bad_json(), Outcome.bad_image(), Outcome.hang(1.5),
+    Outcome.error(429, retry_delay="2s"),
+    Outcome.error(429),
+    Outcome.error(500),
+    Outcome.error(502),
+    Outcome.error(503),
+    Outcome.error(504),
+    Outcome.drop(),
+    Outcome.bad_json(),
+    Outcome.bad_image(),
+    Outcome.hang(1.5),
 ]
 TERMINAL = {
     "IMAGE_SAFETY": Outcome.finish("IMAGE_SAFETY"),
@@ -96,7 +125,8 @@ TERMINAL = {
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_storm_of_mixed_faults_recovers_within_limits_paying_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """200 jobs, about a third of first attempts failing in mixed ways."""
     clock = VirtualClock()
@@ -117,8 +147,7 @@ async def test_a_storm_of_mixed_faults_recovers_within_limits_paying_once(
             else:
                 expected[job.id] = "completed"
         limits = Limits(concurrency=3, min_interval=0.2, rpm=120)
-        result, doc, grants, peak = await run_with_emulator(
-            tmp_path, jobs, emulator, clock, limits)
+        result, doc, grants, peak = await run_with_emulator(tmp_path, jobs, emulator, clock, limits)
         generated = emulator.generated
     by_id = {j["id"]: j for j in doc["jobs"]}
     for job_id, want in expected.items():
@@ -141,19 +170,24 @@ async def test_a_storm_of_mixed_faults_recovers_within_limits_paying_once(
     assert all(sum(1 for t in grants if s <= t < s + 60.0) <= 120 for s in grants)
     assert result.exit_code == 1  # the terminal ones failed; nothing crashed or stopped
     # The key is in no file the session wrote: journal, event log, images.
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]  # noqa: ASYNC240 (after the run)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) > 150 and not [p for p in written if KEY.encode() in p.read_bytes()]
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("outcome", "reason"),
-    [(Outcome.error(403), "permission_denied"),
-     (Outcome.error(429, quota_id="GenerateRequestsPerDayPerProjectPerModel"), "per-day"),
-     (Outcome.error(400, reason="API_KEY_INVALID"), "invalid"),],
+    [
+        (Outcome.error(403), "permission_denied"),
+        (Outcome.error(429, quota_id="GenerateRequestsPerDayPerProjectPerModel"), "per-day"),
+        (Outcome.error(400, reason="API_KEY_INVALID"), "invalid"),
+    ],
 )
 async def test_batch_stoppers_leave_the_rest_pending(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: Outcome, reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: Outcome,
+    reason: str,
 ) -> None:
     clock = VirtualClock()
     clock.track_threads(monkeypatch)
@@ -161,7 +195,8 @@ async def test_batch_stoppers_leave_the_rest_pending(
     with Emulator(render="plain") as emulator:
         emulator.enqueue(outcome)  # the first call, whichever job makes it
         result, doc, _, _ = await run_with_emulator(
-            tmp_path, jobs, emulator, clock, Limits(1, 0.0, 60))
+            tmp_path, jobs, emulator, clock, Limits(1, 0.0, 60)
+        )
     assert result.exit_code == 3 and reason in (result.stop_reason or "").lower()
     assert [j["status"] for j in doc["jobs"]] == ["pending"] * 8
     assert KEY not in str(doc)
@@ -169,20 +204,23 @@ async def test_batch_stoppers_leave_the_rest_pending(
 
 @pytest.mark.asyncio
 async def test_unknown_model_stops_the_batch_naming_the_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = VirtualClock()
     clock.track_threads(monkeypatch)
     jobs = [replace(j, model="gemini-9-imaginary") for j in make_jobs(tmp_path, 3)]
     with Emulator(render="plain") as emulator:
         result, _, _, _ = await run_with_emulator(
-            tmp_path, jobs, emulator, clock, Limits(1, 0.0, 60))
+            tmp_path, jobs, emulator, clock, Limits(1, 0.0, 60)
+        )
     assert result.exit_code == 3 and "gemini-9-imaginary" in (result.stop_reason or "")
 
 
 @pytest.mark.asyncio
 async def test_consecutive_server_errors_trip_the_breaker_and_pause_the_pool(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = VirtualClock()
     clock.track_threads(monkeypatch)
@@ -190,7 +228,8 @@ async def test_consecutive_server_errors_trip_the_breaker_and_pause_the_pool(
     with Emulator(render="plain") as emulator:
         emulator.enqueue(*[Outcome.error(503)] * 5)
         result, doc, grants, _ = await run_with_emulator(
-            tmp_path, jobs, emulator, clock, Limits(3, 0.0, 60))
+            tmp_path, jobs, emulator, clock, Limits(3, 0.0, 60)
+        )
     assert result.exit_code == 0  # no job had more than two of the five errors
     assert doc["pause_reason"].startswith("circuit breaker: 5 server errors")
     # Once it tripped, nothing started for the 60 s pause (the per-job wait is only 15 s).

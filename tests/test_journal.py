@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import orjson
 import pytest
 
@@ -16,24 +15,37 @@ from .conftest import Workspace
 
 
 def new_journal(ws: Workspace, sessions: Path) -> journal_mod.Journal:
-    jobs = plan(PlanRequest(wardrobes=("zip-hoodie",), catalogs=("v1.0",), combos_root=ws.combos,
-                            catalogs_root=ws.catalogs, output=ws.root / "out"))
+    jobs = plan(
+        PlanRequest(
+            wardrobes=("zip-hoodie",),
+            catalogs=("v1.0",),
+            combos_root=ws.combos,
+            catalogs_root=ws.catalogs,
+            output=ws.root / "out",
+        )
+    )
     return journal_mod.create(sessions, {"quality": "1K"}, jobs, fsync=False)
 
 
 @pytest.mark.asyncio
-async def test_record_returns_only_once_the_change_is_in_the_log(workspace: Workspace, tmp_path: Path) -> None:
+async def test_record_returns_only_once_the_change_is_in_the_log(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     async with journal_mod.running(journal):
         await journal.record("001", status="running", attempts=1)
         lines = journal.events_path.read_bytes().splitlines()
         assert orjson.loads(lines[-1])["set"] == {"status": "running", "attempts": 1}
         # Another reader sees it now, through the log, whatever the snapshot's age.
-        assert journal_mod.load(tmp_path / "s", journal.session_id)["jobs"][0]["status"] == "running"
+        assert (
+            journal_mod.load(tmp_path / "s", journal.session_id)["jobs"][0]["status"] == "running"
+        )
 
 
 @pytest.mark.asyncio
-async def test_a_second_holder_of_the_session_is_refused(workspace: Workspace, tmp_path: Path) -> None:
+async def test_a_second_holder_of_the_session_is_refused(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     other = journal_mod.open_session(tmp_path / "s", journal.session_id)
     async with journal_mod.running(journal):
@@ -41,7 +53,9 @@ async def test_a_second_holder_of_the_session_is_refused(workspace: Workspace, t
             other.acquire()
 
 
-def test_a_corrupt_snapshot_is_rebuilt_from_the_log_and_left_alone(workspace: Workspace, tmp_path: Path) -> None:
+def test_a_corrupt_snapshot_is_rebuilt_from_the_log_and_left_alone(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     journal.snapshot_path.write_bytes(b'{"session_id": "trunc')
     doc = journal_mod.load(tmp_path / "s", journal.session_id)
@@ -51,12 +65,16 @@ def test_a_corrupt_snapshot_is_rebuilt_from_the_log_and_left_alone(workspace: Wo
 
 def test_a_journal_from_a_newer_version_is_refused(workspace: Workspace, tmp_path: Path) -> None:
     journal = new_journal(workspace, tmp_path / "s")
-    journal.snapshot_path.write_bytes(orjson.dumps({"version": 99, "journal": {"seq": 0, "offset": 0}}))
+    journal.snapshot_path.write_bytes(
+        orjson.dumps({"version": 99, "journal": {"seq": 0, "offset": 0}})
+    )
     with pytest.raises(InputError, match="newer imagegen"):
         journal_mod.load(tmp_path / "s", journal.session_id)
 
 
-def test_a_half_written_last_line_is_ignored_and_trimmed_on_open(workspace: Workspace, tmp_path: Path) -> None:
+def test_a_half_written_last_line_is_ignored_and_trimmed_on_open(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     whole = journal.events_path.read_bytes()
     with journal.events_path.open("ab") as fh:
@@ -67,7 +85,8 @@ def test_a_half_written_last_line_is_ignored_and_trimmed_on_open(workspace: Work
 
 
 def test_resuming_a_damaged_snapshot_keeps_it_and_continues_from_the_log(
-    workspace: Workspace, tmp_path: Path,
+    workspace: Workspace,
+    tmp_path: Path,
 ) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     journal.snapshot_path.write_bytes(b'{"session_id": "trunc')

@@ -16,8 +16,11 @@ from .conftest import Workspace, write_image, write_prompt
 
 def request(ws: Workspace, **kw: object) -> PlanRequest:
     base: dict[str, object] = {
-        "wardrobes": ("zip-hoodie",), "catalogs": ("v1.0", "v2.0"),
-        "combos_root": ws.combos, "catalogs_root": ws.catalogs, "output": ws.root / "out",
+        "wardrobes": ("zip-hoodie",),
+        "catalogs": ("v1.0", "v2.0"),
+        "combos_root": ws.combos,
+        "catalogs_root": ws.catalogs,
+        "output": ws.root / "out",
     }
     base.update(kw)
     return PlanRequest(**base)  # type: ignore[arg-type]
@@ -38,14 +41,21 @@ def test_cross_product_is_combo_major_with_sequential_ids(workspace: Workspace) 
 
 def test_filters_by_style_combo_and_prompt(workspace: Workspace) -> None:
     jobs = plan(request(workspace, ui_styles=("Studio",), combos=("C-U-001",), prompts=("ZH01",)))
-    assert [(j.combo, j.prompt_id, j.short_id) for j in jobs] == [("C-U-001", "ZH01_unboxing", "ZH01")]
+    assert [(j.combo, j.prompt_id, j.short_id) for j in jobs] == [
+        ("C-U-001", "ZH01_unboxing", "ZH01")
+    ]
 
 
 def test_output_folder_and_name_follow_the_seed_layout(workspace: Workspace) -> None:
     job = plan(request(workspace, ui_styles=("Studio",), combos=("C-U-000",), prompts=("ZH02",)))[0]
     out = workspace.root / "out"
-    assert Path(job.output_dir) == out / "zip-hoodie" / "v2.0" / "ZH02_travel" / "Studio" / "C-U-000"
-    assert output_name(job, datetime(2025, 1, 15, 14, 30, 22), ".png") == "2025-01-15-14-30-22-ZH02-1K.png"
+    assert (
+        Path(job.output_dir) == out / "zip-hoodie" / "v2.0" / "ZH02_travel" / "Studio" / "C-U-000"
+    )
+    assert (
+        output_name(job, datetime(2025, 1, 15, 14, 30, 22), ".png")
+        == "2025-01-15-14-30-22-ZH02-1K.png"
+    )
 
 
 def test_prompt_text_has_catalog_prompt_references_and_wardrobe(workspace: Workspace) -> None:
@@ -87,7 +97,9 @@ def test_folder_name_works_without_alias(workspace: Workspace) -> None:
         ({"aspect": "1:2"}, "--aspect '1:2' is not supported"),
     ],
 )
-def test_bad_selection_is_one_clear_error(workspace: Workspace, kw: dict[str, object], message: str) -> None:
+def test_bad_selection_is_one_clear_error(
+    workspace: Workspace, kw: dict[str, object], message: str
+) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         plan(request(workspace, **kw))
 
@@ -114,7 +126,9 @@ def test_combo_problems_are_named(workspace: Workspace) -> None:
     with pytest.raises(InputError, match="C-U-005: combo has no reference images"):
         plan(request(workspace))
     (bare / "ui.png").write_text("not really a png")
-    with pytest.raises(InputError, match=r"ui.png: has an image extension but is not a readable image"):
+    with pytest.raises(
+        InputError, match=r"ui.png: has an image extension but is not a readable image"
+    ):
         plan(request(workspace))
     (bare / "ui.png").unlink()
     for i in range(15):
@@ -124,7 +138,8 @@ def test_combo_problems_are_named(workspace: Workspace) -> None:
 
 
 def test_references_too_large_for_one_request_are_refused(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+    workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("imagegen.workspace.MAX_INLINE_BYTES", 100)
     with pytest.raises(InputError, match=r"reference images total .* MB, over .* downscale them"):

@@ -55,11 +55,26 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
         emu.enqueue(Outcome.finish("IMAGE_SAFETY"), match="6:30 a.m.")
         emu.enqueue(Outcome.prompt_blocked("SAFETY"), match="kraft beli mailer")
         run = ["--min-interval", "0", "--plain", "--concurrency", "1"]
-        assert main([
-            *run, "--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs"),
-            "--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2",
-            "--combos", "C-U-009,C-U-010",
-        ]) == EXIT_FAILED
+        assert (
+            main(
+                [
+                    *run,
+                    "--combos-root",
+                    str(REPO / "combos"),
+                    "--catalogs-root",
+                    str(REPO / "catalogs"),
+                    "--wardrobe",
+                    "zip-hoodie",
+                    "--ui-style",
+                    "Orange",
+                    "--catalogs",
+                    "v3.2",
+                    "--combos",
+                    "C-U-009,C-U-010",
+                ]
+            )
+            == EXIT_FAILED
+        )
         first = journal_mod.list_sessions(root / "sessions")[0]
         assert main([*run, "--upgrade", first, "--to-quality", "2K"]) == EXIT_OK
         upgrade = journal_mod.list_sessions(root / "sessions")[1]
@@ -129,8 +144,11 @@ def test_every_job_has_a_cell_with_its_status(sample: Sample) -> None:
 
 def test_failed_cells_show_their_reason(sample: Sample) -> None:
     page = page_of(report_dir(sample.sessions, sample.first) / "index.html")
-    failed = {j["id"]: j["finish_reason"] for j in sample.doc(sample.first)["jobs"]
-              if j["status"] == "failed"}
+    failed = {
+        j["id"]: j["finish_reason"]
+        for j in sample.doc(sample.first)["jobs"]
+        if j["status"] == "failed"
+    }
     assert sorted(failed.values()) == ["IMAGE_SAFETY", "PROMPT_BLOCKED:SAFETY"]
     for job_id, reason in failed.items():
         label = "safety block" if reason == "IMAGE_SAFETY" else "prompt blocked"
@@ -202,13 +220,35 @@ def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:
 
 def test_journal_text_is_escaped() -> None:
     evil = '<script>alert("x")</script>'
-    job = {"id": "001", "wardrobe": "w", "ui_style": "<i>UI</i>", "combo": "C&1", "catalog": "v1",
-           "prompt_id": "P<1>", "prompt_file": "f.md", "prompt": evil, "references": [],
-           "quality": "1K", "aspect": "1:1", "status": "failed", "attempts": 1, "output": None,
-           "error": f"bad_request: {evil}", "finish_reason": None, "started": None,
-           "completed": None, "cost_usd": None, "image": None}
-    doc = {"session_id": "S", "state": "finished", "config": {"wardrobe": evil}, "jobs": [job],
-           "summary": {"total": 1, "failed": 1}}
+    job = {
+        "id": "001",
+        "wardrobe": "w",
+        "ui_style": "<i>UI</i>",
+        "combo": "C&1",
+        "catalog": "v1",
+        "prompt_id": "P<1>",
+        "prompt_file": "f.md",
+        "prompt": evil,
+        "references": [],
+        "quality": "1K",
+        "aspect": "1:1",
+        "status": "failed",
+        "attempts": 1,
+        "output": None,
+        "error": f"bad_request: {evil}",
+        "finish_reason": None,
+        "started": None,
+        "completed": None,
+        "cost_usd": None,
+        "image": None,
+    }
+    doc = {
+        "session_id": "S",
+        "state": "finished",
+        "config": {"wardrobe": evil},
+        "jobs": [job],
+        "summary": {"total": 1, "failed": 1},
+    }
     markup = render_page(build_sheet(doc), Gallery({}, {}, {}))
     assert "<script>alert" not in markup and "<i>UI" not in markup and "P<1>" not in markup
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in markup
@@ -223,8 +263,11 @@ def test_journal_text_is_escaped() -> None:
         ("TEXT_ONLY", "no_image: no image, the model answered: no", "text, no image"),
         ("NO_IMAGE", "no_image: no image (finish reason NO_IMAGE)", "no image"),
         ("RECITATION", "no_image: no image (finish reason RECITATION)", "recitation block"),
-        (None, "rate_limited: HTTP 429 RESOURCE_EXHAUSTED: You exceeded your current quota",
-         "quota"),
+        (
+            None,
+            "rate_limited: HTTP 429 RESOURCE_EXHAUSTED: You exceeded your current quota",
+            "quota",
+        ),
         (None, "batch_stop: HTTP 429 ... (per-day quota GenerateRequestsPerDay)", "quota"),
         (None, "batch_stop: HTTP 403 PERMISSION_DENIED", "stopped"),
         (None, "timeout: no answer within 90 s", "timeout"),
@@ -241,14 +284,19 @@ def test_failure_labels(finish_reason: str | None, error: str | None, label: str
 
 def test_durations_read_like_a_person_would_write_them() -> None:
     assert [format_duration(s) for s in (None, 4.4, 65, 7260)] == [
-        "\u2013", "4 s", "1 min 05 s", "2 h 01 min"]
+        "\u2013",
+        "4 s",
+        "1 min 05 s",
+        "2 h 01 min",
+    ]
 
 
 def _copy_first_session(sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The first session's journal and images in a fresh working directory (made current)."""
     for name in ("Result_images", "sessions"):
-        shutil.copytree(sample.root / name, tmp_path / name,
-                        ignore=shutil.ignore_patterns("*-report", "*.lock"))
+        shutil.copytree(
+            sample.root / name, tmp_path / name, ignore=shutil.ignore_patterns("*-report", "*.lock")
+        )
     monkeypatch.chdir(tmp_path)
     return Path("sessions")
 
@@ -259,17 +307,28 @@ def _copy_first_session(sample: Sample, tmp_path: Path, monkeypatch: pytest.Monk
 @dataclass
 class Browser:
     profile: Path
-    flags: list[str] = field(default_factory=lambda: [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--virtual-time-budget=5000",
-    ])
+    flags: list[str] = field(
+        default_factory=lambda: [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+        ]
+    )
 
     def run(self, *args: str) -> str:
         assert CHROMIUM is not None
         done = subprocess.run(
             [CHROMIUM, *self.flags, f"--user-data-dir={self.profile}", *args],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         return done.stdout
 
@@ -297,8 +356,11 @@ def test_in_a_browser_every_job_shows_and_no_image_is_broken(
                 assert label and label in page.visible[job["id"]]
 
     shot = tmp_path / "report.png"
-    browser.run("--screenshot=" + str(shot), "--window-size=1400,1000",
-                (report_dir(sample.sessions, sample.upgrade) / "index.html").resolve().as_uri())
+    browser.run(
+        "--screenshot=" + str(shot),
+        "--window-size=1400,1000",
+        (report_dir(sample.sessions, sample.upgrade) / "index.html").resolve().as_uri(),
+    )
     with Image.open(shot) as img:
         assert img.size == (1400, 1000)
         assert len(img.convert("RGB").getcolors(1_000_000) or ()) > 1000  # thumbnails, not blank

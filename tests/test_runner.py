@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from imagegen.runner import Runner, RunResult
 from .conftest import FakeProvider, VirtualClock, Workspace
 
 NO_JITTER = RetryPolicy(jitter=0.0)
+FAST_LIMITS = Limits(3, 0.0, 1000)
 
 
 @dataclass
@@ -45,9 +47,14 @@ class Run:
 
 def jobs_of(ws: Workspace, **kw: Any) -> list[Job]:
     args: dict[str, Any] = {"wardrobes": ("zip-hoodie",), "catalogs": ("v1.0",)} | kw
-    return plan(PlanRequest(
-        combos_root=ws.combos, catalogs_root=ws.catalogs, output=ws.root / "out", **args,
-    ))
+    return plan(
+        PlanRequest(
+            combos_root=ws.combos,
+            catalogs_root=ws.catalogs,
+            output=ws.root / "out",
+            **args,
+        )
+    )
 
 
 @pytest.fixture
@@ -58,8 +65,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
 
 
 async def run_jobs(
-    ws: Workspace, jobs: list[Job], provider: FakeProvider, clock: VirtualClock, *,
-    limits: Limits = Limits(3, 0.0, 1000), policy: RetryPolicy = NO_JITTER,
+    ws: Workspace,
+    jobs: list[Job],
+    provider: FakeProvider,
+    clock: VirtualClock,
+    *,
+    limits: Limits = FAST_LIMITS,
+    policy: RetryPolicy = NO_JITTER,
 ) -> Run:
     starts: list[tuple[float, str]] = []
     provider.on_call = lambda req: starts.append((clock.now, req.prompt))
@@ -89,40 +101,52 @@ async def run_jobs(
 
 
 @pytest.mark.asyncio
-async def test_every_job_completes_with_an_image_of_the_tier_size(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_every_job_completes_with_an_image_of_the_tier_size(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace)
     run = await run_jobs(workspace, jobs, FakeProvider(), clock)
     assert run.result.exit_code == 0
     assert run.doc["summary"]["completed"] == len(jobs) == 6
     for entry in run.doc["jobs"]:
         path = Path(entry["output"])
-        assert path.parent == Path(entry["output_dir"]) and path.name.endswith(f"-{entry['short_id']}-1K.png")
+        assert path.parent == Path(entry["output_dir"]) and path.name.endswith(
+            f"-{entry['short_id']}-1K.png"
+        )
         with Image.open(path) as img:
             assert img.size == (1024, 1024)
         assert entry["status"] == "completed" and entry["attempts"] == 1
         assert entry["image"] == {"format": "PNG", "width": 1024, "height": 1024, "size_ok": True}
-        assert entry["cost_usd"] == pytest.approx(0.134 + 0.0011 * len(entry["references"]) + 100 * 12e-6)
+        assert entry["cost_usd"] == pytest.approx(
+            0.134 + 0.0011 * len(entry["references"]) + 100 * 12e-6
+        )
         assert entry["history"][-1]["outcome"] == "completed"
 
 
 @pytest.mark.asyncio
-async def test_pool_respects_concurrency_spacing_and_per_minute_cap(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_pool_respects_concurrency_spacing_and_per_minute_cap(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
     provider = FakeProvider(call_duration=5.0)
     run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(2, 1.0, 3, window=60.0))
     times = run.grants
     assert len(times) == len(jobs) == 9
     assert provider.max_in_flight == 2
-    assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False)), times
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times)), times
     assert all(sum(1 for t in times if s <= t < s + 60.0) <= 3 for s in times)
     assert times[3] >= times[0] + 60.0  # the 4th start waits for the window
 
 
 @pytest.mark.asyncio
-async def test_429_waits_retry_delay_and_pauses_the_whole_pool(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_429_waits_retry_delay_and_pauses_the_whole_pool(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     provider = FakeProvider()
     provider.enqueue(RateLimited("HTTP 429", retry_after=7.0))
-    run = await run_jobs(workspace, jobs_of(workspace), provider, clock, limits=Limits(3, 1.0, 1000))
+    run = await run_jobs(
+        workspace, jobs_of(workspace), provider, clock, limits=Limits(3, 1.0, 1000)
+    )
     assert run.result.exit_code == 0
     # Nothing starts during the pause: the next start is 7 s after the 429.
     assert run.grants[1] >= run.grants[0] + 7.0
@@ -142,7 +166,9 @@ async def test_429_without_retry_delay_waits_30s(workspace: Workspace, clock: Vi
 
 
 @pytest.mark.asyncio
-async def test_server_errors_wait_15s_and_give_up_after_3_attempts(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_server_errors_wait_15s_and_give_up_after_3_attempts(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
     provider = FakeProvider()
     provider.enqueue(*(ServerError("HTTP 503 UNAVAILABLE") for _ in range(3)))
@@ -155,7 +181,9 @@ async def test_server_errors_wait_15s_and_give_up_after_3_attempts(workspace: Wo
 
 
 @pytest.mark.asyncio
-async def test_timeouts_back_off_5_15_30_then_succeed(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_timeouts_back_off_5_15_30_then_succeed(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
     provider = FakeProvider()
     provider.enqueue(*(AttemptTimeout("no answer in 90 s") for _ in range(3)))
@@ -168,12 +196,15 @@ async def test_timeouts_back_off_5_15_30_then_succeed(workspace: Workspace, cloc
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("error", "finish_reason"),
-    [(BadRequest("HTTP 400 INVALID_ARGUMENT: bad"), None),
-     (NoImage("finish reason IMAGE_SAFETY", reason="IMAGE_SAFETY"), "IMAGE_SAFETY"),
-     (NoImage("prompt blocked", reason="PROMPT_BLOCKED:SAFETY"), "PROMPT_BLOCKED:SAFETY")],
+    [
+        (BadRequest("HTTP 400 INVALID_ARGUMENT: bad"), None),
+        (NoImage("finish reason IMAGE_SAFETY", reason="IMAGE_SAFETY"), "IMAGE_SAFETY"),
+        (NoImage("prompt blocked", reason="PROMPT_BLOCKED:SAFETY"), "PROMPT_BLOCKED:SAFETY"),
+    ],
 )
-async def test_terminal_outcomes_fail_at_once(workspace: Workspace, clock: VirtualClock, error: Exception,
-                                              finish_reason: str | None) -> None:
+async def test_terminal_outcomes_fail_at_once(
+    workspace: Workspace, clock: VirtualClock, error: Exception, finish_reason: str | None
+) -> None:
     jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01", "GN01"))
     provider = FakeProvider()
     provider.enqueue(error, match="Unboxing")
@@ -186,10 +217,14 @@ async def test_terminal_outcomes_fail_at_once(workspace: Workspace, clock: Virtu
 
 
 @pytest.mark.asyncio
-async def test_403_stops_the_batch_leaving_the_rest_pending(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_403_stops_the_batch_leaving_the_rest_pending(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
     provider = FakeProvider(call_duration=2.0)
-    provider.enqueue("image", "image", BatchStop("HTTP 403 PERMISSION_DENIED", reason="permission_denied"))
+    provider.enqueue(
+        "image", "image", BatchStop("HTTP 403 PERMISSION_DENIED", reason="permission_denied")
+    )
     run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(3, 0.0, 1000))
     assert run.result.exit_code == 3 and "403" in (run.result.stop_reason or "")
     statuses = [j["status"] for j in run.doc["jobs"]]
@@ -199,7 +234,9 @@ async def test_403_stops_the_batch_leaving_the_rest_pending(workspace: Workspace
 
 
 @pytest.mark.asyncio
-async def test_wrong_pixel_size_is_recorded_on_the_job(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_wrong_pixel_size_is_recorded_on_the_job(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
     run = await run_jobs(workspace, jobs, FakeProvider(size_override=(512, 512)), clock)
     entry = run.job("001")
@@ -209,16 +246,36 @@ async def test_wrong_pixel_size_is_recorded_on_the_job(workspace: Workspace, clo
 
 
 @pytest.mark.asyncio
-async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(workspace: Workspace, clock: VirtualClock) -> None:
+async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
     jobs = jobs_of(workspace)
     provider = FakeProvider()
     provider.enqueue(NoImage("finish reason NO_IMAGE", reason="NO_IMAGE"), match="Morning")
     run = await run_jobs(workspace, jobs, provider, clock)
     doc = run.doc
     assert {"session_id", "started", "config", "jobs", "summary"} <= doc.keys()
-    for key in ("id", "prompt_file", "combo", "status", "attempts", "output", "error", "started",
-                "completed", "catalog", "prompt_id", "ui_style", "wardrobe", "quality", "model",
-                "references", "finish_reason", "usage", "cost_usd"):
+    for key in (
+        "id",
+        "prompt_file",
+        "combo",
+        "status",
+        "attempts",
+        "output",
+        "error",
+        "started",
+        "completed",
+        "catalog",
+        "prompt_id",
+        "ui_style",
+        "wardrobe",
+        "quality",
+        "model",
+        "references",
+        "finish_reason",
+        "usage",
+        "cost_usd",
+    ):
         assert key in doc["jobs"][0]
     assert doc["summary"]["total"] == 6 and doc["summary"]["failed"] == 1
     # The event log alone rebuilds the same session.
@@ -229,7 +286,9 @@ async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(workspace:
 
 @pytest.mark.asyncio
 async def test_a_full_disk_fails_the_job_cleanly_and_a_retry_completes_it(
-    workspace: Workspace, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch,
+    workspace: Workspace,
+    clock: VirtualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import errno
 

@@ -11,23 +11,50 @@ from imagegen.emulator import Emulator, Outcome
 from .cli_helpers import SAMPLE_CATALOGS, SAMPLE_COMBOS, subprocess_env
 
 KEY = "AIzaSyRECOGNISABLEfakeKEY-0123456789abc"
-BATCH = ("--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2",
-         "--combos", "C-U-009,C-U-010", "--combos-root", str(SAMPLE_COMBOS),
-         "--catalogs-root", str(SAMPLE_CATALOGS), "--min-interval", "0", "--plain")
+BATCH = (
+    "--wardrobe",
+    "zip-hoodie",
+    "--ui-style",
+    "Orange",
+    "--catalogs",
+    "v3.2",
+    "--combos",
+    "C-U-009,C-U-010",
+    "--combos-root",
+    str(SAMPLE_COMBOS),
+    "--catalogs-root",
+    str(SAMPLE_CATALOGS),
+    "--min-interval",
+    "0",
+    "--plain",
+)
 
 
 def run(cwd: Path, emu: Emulator, *argv: str) -> str:
     env = subprocess_env(emu) | {"GEMINI_API_KEY": KEY}
-    done = subprocess.run([sys.executable, "-m", "imagegen", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "imagegen", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return done.stdout + done.stderr
 
 
 def test_a_session_with_failures_never_shows_the_key(tmp_path: Path) -> None:
     outputs = []
     with Emulator(render="plain") as emu:
-        emu.enqueue(Outcome.error(503), Outcome.finish("IMAGE_SAFETY"), Outcome.error(400),
-                    Outcome.error(429, retry_delay="0s"), Outcome.drop(), Outcome.bad_json())
+        emu.enqueue(
+            Outcome.error(503),
+            Outcome.finish("IMAGE_SAFETY"),
+            Outcome.error(400),
+            Outcome.error(429, retry_delay="0s"),
+            Outcome.drop(),
+            Outcome.bad_json(),
+        )
         emu.enqueue(Outcome.error(403), match="Travel")
         outputs.append(run(tmp_path, emu, *BATCH, "--retry-policy", str(policy(tmp_path))))
         outputs.append(run(tmp_path, emu, "--status"))

@@ -22,10 +22,17 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 STYLES = {"Studio": range(0, 6), "Orange": range(9, 15)}
 WARDROBES = {"Hoodie_combo": "hoodie", "longsleeve_combo": "longsleeve", "t-shirt_combo": "tshirt"}
 COLOURS: list[tuple[str, RGB]] = [
-    ("heather-grey", (160, 160, 158)), ("black", (30, 30, 32)), ("navy", (34, 48, 86)),
-    ("forest-green", (44, 92, 62)), ("burgundy", (118, 34, 52)), ("sand", (206, 184, 146)),
-    ("sky-blue", (128, 178, 222)), ("charcoal", (70, 72, 76)), ("olive", (112, 114, 60)),
-    ("off-white", (242, 238, 228)), ("dusty-pink", (214, 156, 160)),
+    ("heather-grey", (160, 160, 158)),
+    ("black", (30, 30, 32)),
+    ("navy", (34, 48, 86)),
+    ("forest-green", (44, 92, 62)),
+    ("burgundy", (118, 34, 52)),
+    ("sand", (206, 184, 146)),
+    ("sky-blue", (128, 178, 222)),
+    ("charcoal", (70, 72, 76)),
+    ("olive", (112, 114, 60)),
+    ("off-white", (242, 238, 228)),
+    ("dusty-pink", (214, 156, 160)),
     ("burnt-orange", (196, 92, 40)),
 ]
 DESCRIPTIONS = {
@@ -43,10 +50,22 @@ EXTRA_SENTENCES = [
     "",
 ]
 UI_PALETTES: dict[str, dict[str, RGB]] = {
-    "Studio": {"bg": (250, 250, 250), "bar": (20, 20, 20), "bar_text": (255, 255, 255),
-               "card": (226, 226, 228), "line": (176, 176, 180), "button": (20, 20, 20)},
-    "Orange": {"bg": (255, 243, 226), "bar": (242, 118, 30), "bar_text": (255, 250, 242),
-               "card": (252, 214, 170), "line": (70, 52, 40), "button": (46, 32, 26)},
+    "Studio": {
+        "bg": (250, 250, 250),
+        "bar": (20, 20, 20),
+        "bar_text": (255, 255, 255),
+        "card": (226, 226, 228),
+        "line": (176, 176, 180),
+        "button": (20, 20, 20),
+    },
+    "Orange": {
+        "bg": (255, 243, 226),
+        "bar": (242, 118, 30),
+        "bar_text": (255, 250, 242),
+        "card": (252, 214, 170),
+        "line": (70, 52, 40),
+        "button": (46, 32, 26),
+    },
 }
 # Mannequin poses on a 100 x 160 grid (shoulders at (38, 34) and (62, 34), hips at y 90), as
 # x, y pairs: elbow L, elbow R, hand L, hand R, knee L, knee R, foot L, foot R (L/R as seen).
@@ -129,8 +148,12 @@ def draw_pose(name: str, variant: int) -> Image.Image:
     d.line([at((50, 20)), at((50, 34))], fill=body, width=round(width * 0.9))  # neck
     hx, hy, r = *at((50, 12)), 10 * scale
     d.ellipse((hx - r * 0.8, hy - r, hx + r * 0.8, hy + r), fill=body)  # head
-    chains = [((46, 90), p["lk"], p["lf"]), ((54, 90), p["rk"], p["rf"]),
-              (p["ls"], p["le"], p["lh"]), (p["rs"], p["re"], p["rh"])]
+    chains = [
+        ((46, 90), p["lk"], p["lf"]),
+        ((54, 90), p["rk"], p["rf"]),
+        (p["ls"], p["le"], p["lh"]),
+        (p["rs"], p["re"], p["rh"]),
+    ]
     for chain in chains:
         points = [at(j) for j in chain]
         d.line(points, fill=limbs, width=width, joint="curve")
@@ -186,8 +209,9 @@ def draw_product(variant: int) -> Image.Image:
         d.rounded_rectangle((462, 150, 562, 250), radius=12, fill=(40, 40, 44))  # cap
         d.rounded_rectangle((382, 240, 642, 880), radius=70, fill=(70, 130, 170))
         d.rectangle((382, 460, 642, 640), fill=(245, 245, 240))  # label band
-        d.text((512 - d.textlength("beli", font=font) / 2, 510), "beli", fill=(20, 20, 20),
-               font=font)
+        d.text(
+            (512 - d.textlength("beli", font=font) / 2, 510), "beli", fill=(20, 20, 20), font=font
+        )
     return img
 
 
@@ -202,14 +226,21 @@ def draw_bottom(variant: int, colour: RGB) -> Image.Image:
         outer, foot = 512 + side * 250, 512 + side * (200 if joggers else 270)
         foot_in = 512 + side * (60 if joggers else 30)
         crotch = (512 + side * 16, top + 260)
-        d.polygon([(outer, top), (512, top), crotch, (foot_in, hem), (foot, hem)],
-                  fill=colour, outline=edge, width=4)
+        d.polygon(
+            [(outer, top), (512, top), crotch, (foot_in, hem), (foot, hem)],
+            fill=colour,
+            outline=edge,
+            width=4,
+        )
         if joggers:
             d.line([(foot_in, hem - 20), (foot, hem - 20)], fill=edge, width=36)  # cuffs
     d.rectangle((262, top - 40, 762, top + 20), fill=shade(colour, 0.75), outline=edge, width=4)
     for side in (-1, 1):  # drawcords
-        d.line([(512 + side * 32, top + 20), (512 + side * 42, top + 130)], fill=(240, 240, 236),
-               width=5)
+        d.line(
+            [(512 + side * 32, top + 20), (512 + side * 42, top + 130)],
+            fill=(240, 240, 236),
+            width=5,
+        )
     return img
 
 

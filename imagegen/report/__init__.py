@@ -59,8 +59,11 @@ def write_report(sessions_dir: Path, session_id: str) -> Path:
 def _write(sessions_dir: Path, session_id: str) -> tuple[Path, str | None]:
     """Build one session's report; returns its index.html and the session's parent."""
     doc = journal_mod.load(sessions_dir, session_id)
-    sheet = build_sheet(doc, state=_state(sessions_dir, doc),
-                        parent_doc=_load_or_none(sessions_dir, doc.get("parent")))
+    sheet = build_sheet(
+        doc,
+        state=_state(sessions_dir, doc),
+        parent_doc=_load_or_none(sessions_dir, doc.get("parent")),
+    )
     folder = report_dir(sessions_dir, session_id).resolve()
     related = [other for other in (doc.get("parent"), *doc.get("children", ())) if other]
     bases = (Path.cwd(), sessions_dir.resolve().parent)

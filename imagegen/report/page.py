@@ -44,7 +44,7 @@ def _e(value: object) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """"42 s", "3 min 05 s", "2 h 07 min"; a dash when unknown."""
+    """ "42 s", "3 min 05 s", "2 h 07 min"; a dash when unknown."""
     if seconds is None:
         return _DASH
     s = round(seconds)
@@ -84,7 +84,8 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
     config = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in h.config)
     counts = "".join(
         f'<span class="count {_e(status)}">{n} {_e(status if status != "total" else "jobs")}</span>'
-        for status, n in h.counts if n or status in ("total", "completed", "failed")
+        for status, n in h.counts
+        if n or status in ("total", "completed", "failed")
     )
     numbers = (
         f"<dt>cost</dt><dd>${h.cost_usd:.2f}</dd>"
@@ -135,8 +136,11 @@ def _image(media: Media | None, alt: str, css: str) -> str:
 
 def _placeholder(card: Card) -> str:
     label = card.reason if card.status == "failed" else card.status
-    small = card.detail if card.status == "failed" else (
-        f"last try: {card.reason}" if card.reason else "no image yet")
+    small = (
+        card.detail
+        if card.status == "failed"
+        else (f"last try: {card.reason}" if card.reason else "no image yet")
+    )
     return (
         f'<div class="ph {_e(card.status)}" title="{_e(card.detail or "")}">'
         f"<strong>{_e(label)}</strong><small>{_e(_shorten(small or '', 120))}</small></div>"
@@ -150,8 +154,10 @@ def _shorten(text: str, limit: int) -> str:
 def _card(card: Card, gallery: Gallery) -> str:
     alt = f"{card.prompt_id} {_TIMES} {card.combo}"
     slots = [
-        (_image(gallery.shots.get(s.path), f"{alt} ({s.quality})", ""),
-         f'{s.quality}{" before" if s.role == "previous" else ""}')
+        (
+            _image(gallery.shots.get(s.path), f"{alt} ({s.quality})", ""),
+            f"{s.quality}{' before' if s.role == 'previous' else ''}",
+        )
         for s in card.shots
     ]
     if not any(s.role == "output" for s in card.shots):
@@ -170,9 +176,14 @@ def _card(card: Card, gallery: Gallery) -> str:
         _image(gallery.references.get(r), f"reference {n}: {file_name(r)}", "ref")
         for n, r in enumerate(card.references, 1)
     )
-    facts = [("prompt file", card.prompt_file), ("image", card.output), ("aspect", card.aspect),
-             ("wardrobe", card.wardrobe), ("finish / error", card.detail),
-             ("cost", f"${card.cost_usd:.4f}" if card.cost_usd is not None else None)]
+    facts = [
+        ("prompt file", card.prompt_file),
+        ("image", card.output),
+        ("aspect", card.aspect),
+        ("wardrobe", card.wardrobe),
+        ("finish / error", card.detail),
+        ("cost", f"${card.cost_usd:.4f}" if card.cost_usd is not None else None),
+    ]
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts if v)
     return (
         f'<figure class="job{pair}" id="job-{_e(card.job_id)}" data-job-id="{_e(card.job_id)}" '
@@ -191,7 +202,8 @@ def _section(section: Section, gallery: Gallery) -> str:
     rows = []
     for row in section.rows:
         cells = "".join(
-            f'<td>{"".join(_card(c, gallery) for c in cell)}</td>' if cell
+            f"<td>{''.join(_card(c, gallery) for c in cell)}</td>"
+            if cell
             else '<td class="empty">no job</td>'
             for cell in row.cells
         )
@@ -201,7 +213,7 @@ def _section(section: Section, gallery: Gallery) -> str:
         )
     return (
         f'<section id="{_e(_section_id(section))}"><h2>{_e(section.catalog)} · '
-        f"{_e(section.ui_style)}</h2><div class=\"scroll\"><table><thead><tr>"
+        f'{_e(section.ui_style)}</h2><div class="scroll"><table><thead><tr>'
         f'<th class="corner">prompt \\ combo</th>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )

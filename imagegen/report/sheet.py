@@ -176,19 +176,30 @@ def _card(job: Mapping[str, Any], previous: Shot | None) -> Card:
     finish = job.get("finish_reason")
     detail = None
     if reason:  # the error text usually names the finish reason already
-        detail = error if error and (not finish or finish in error) else (
-            f"{finish}: {error}" if error else finish)
+        detail = (
+            error
+            if error and (not finish or finish in error)
+            else (f"{finish}: {error}" if error else finish)
+        )
     return Card(
-        job_id=str(job["id"]), status=status, attempts=int(job.get("attempts") or 0),
-        quality=str(job["quality"]), aspect=str(job.get("aspect", "")),
-        prompt_id=str(job["prompt_id"]), prompt_file=str(job.get("prompt_file", "")),
-        prompt=str(job.get("prompt", "")), combo=str(job["combo"]),
-        wardrobe=str(job["wardrobe"]), shots=shots,
+        job_id=str(job["id"]),
+        status=status,
+        attempts=int(job.get("attempts") or 0),
+        quality=str(job["quality"]),
+        aspect=str(job.get("aspect", "")),
+        prompt_id=str(job["prompt_id"]),
+        prompt_file=str(job.get("prompt_file", "")),
+        prompt=str(job.get("prompt", "")),
+        combo=str(job["combo"]),
+        wardrobe=str(job["wardrobe"]),
+        shots=shots,
         output=str(job["output"]) if status == "completed" and job.get("output") else None,
         references=tuple(str(r) for r in job.get("references", ())),
-        reason=reason, detail=detail or None,
+        reason=reason,
+        detail=detail or None,
         note=str(error) if status == "completed" and error else None,
-        cost_usd=job.get("cost_usd"), pixels=pixels,
+        cost_usd=job.get("cost_usd"),
+        pixels=pixels,
     )
 
 
@@ -217,7 +228,9 @@ def _parent_qualities(parent_doc: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def build_sheet(
-    doc: Mapping[str, Any], *, state: str | None = None,
+    doc: Mapping[str, Any],
+    *,
+    state: str | None = None,
     parent_doc: Mapping[str, Any] | None = None,
 ) -> ContactSheet:
     """Fold a session document into a contact sheet.
@@ -247,13 +260,17 @@ def build_sheet(
             columns.setdefault(key, Column(card.combo, card.wardrobe, label))
             row = rows.setdefault(card.prompt_id, (card.prompt_file, {}))
             row[1].setdefault(key, []).append(card)
-        sections.append(Section(
-            catalog=catalog, ui_style=ui_style, columns=tuple(columns.values()),
-            rows=tuple(
-                Row(prompt_id, prompt_file, tuple(tuple(by_column.get(k, ())) for k in columns))
-                for prompt_id, (prompt_file, by_column) in rows.items()
-            ),
-        ))
+        sections.append(
+            Section(
+                catalog=catalog,
+                ui_style=ui_style,
+                columns=tuple(columns.values()),
+                rows=tuple(
+                    Row(prompt_id, prompt_file, tuple(tuple(by_column.get(k, ())) for k in columns))
+                    for prompt_id, (prompt_file, by_column) in rows.items()
+                ),
+            )
+        )
 
     config = doc.get("config") or {}
     summary = doc.get("summary") or {}

@@ -114,7 +114,10 @@ def _copy(source: Path, dest: Path) -> None:
 
 
 def make_thumbnails(
-    sources: Iterable[tuple[Path, int]], folder: Path, *, donors: Sequence[Path] = (),
+    sources: Iterable[tuple[Path, int]],
+    folder: Path,
+    *,
+    donors: Sequence[Path] = (),
     workers: int | None = None,
 ) -> dict[tuple[Path, int], Thumb]:
     """The thumbnail of each (absolute source path, box in pixels), made in ``folder`` when
