@@ -314,3 +314,38 @@ async def test_a_full_disk_fails_the_job_cleanly_and_a_retry_completes_it(
         result = await runner.run(await prepare_retry(journal, "001"))
     assert result.exit_code == 0
     assert journal_mod.load(run.sessions, journal.session_id)["jobs"][0]["attempts"] == 2
+
+
+@pytest.mark.asyncio
+async def test_the_budget_stops_exactly_where_the_arithmetic_says(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    from imagegen.budget import Budget, reservation
+
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"), combos=("C-U-000", "C-U-001"))  # 6 jobs
+    held = reservation("gemini-3-pro-image", "1K", 3)  # 0.134 + 3 x 0.0011 + 0.01
+    # Room for three reservations and a cent more: the fourth call must not start, even
+    # though three calls were in flight at once.
+    budget = Budget(limit=3 * held + 0.01)
+    journal = journal_mod.create(workspace.root / "sessions", {}, jobs, fsync=False)
+    gate = StartGate(Limits(3, 0.0, 1000), clock=clock, sleep=clock.sleep)
+    runner = Runner(
+        journal,
+        FakeProvider(),
+        gate,
+        policy=NO_JITTER,
+        clock=clock,
+        sleep=clock.sleep,
+        budget=budget,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.drive)
+        async with journal_mod.running(journal):
+            result = await runner.run([j.id for j in jobs])
+        tg.cancel_scope.cancel()
+    assert result.exit_code == 3 and (result.stop_reason or "").startswith("budget reached")
+    statuses = [journal.job(j.id)["status"] for j in jobs]
+    assert statuses.count("completed") == 3 and statuses.count("pending") == 3, statuses
+    # Each image cost 0.134 + 3 x 0.0011 + 100 thinking tokens x $12/1M = 0.1385.
+    assert result.spent_usd == pytest.approx(3 * 0.1385)
+    assert budget.spent <= budget.limit and budget.reserved == pytest.approx(0.0)
