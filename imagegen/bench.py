@@ -123,8 +123,14 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def measure(
-    scenario: str, name: str, value: float, unit: str = "", *,
-    at_most: float | None = None, below: float | None = None, equals: float | None = None,
+    scenario: str,
+    name: str,
+    value: float,
+    unit: str = "",
+    *,
+    at_most: float | None = None,
+    below: float | None = None,
+    equals: float | None = None,
 ) -> Row:
     """A row, checked against at most one of ``at_most`` (<=), ``below`` (<), ``equals``."""
     if at_most is not None:
@@ -199,19 +205,37 @@ def make_jobs(root: Path, count: int, quality: str = "1K") -> list[Job]:
     for n in range(1, count + 1):
         job_id = f"{n:0{width}d}"
         prompt_id, combo = f"P{n % 100:02d}", f"C-{n // 100:04d}"
-        jobs.append(Job(
-            id=job_id, wardrobe="bench", ui_style="Studio", combo=combo, catalog="catalog_bench",
-            prompt_id=f"{prompt_id}_bench", short_id=prompt_id,
-            prompt_file=f"catalog_bench/{prompt_id}_bench.md",
-            prompt=f"Benchmark job {job_id}: {PROMPT}", references=tuple(paths), quality=quality,
-            aspect="1:1", model=MODEL, output_dir=str(root / "out" / prompt_id / combo),
-        ))
+        jobs.append(
+            Job(
+                id=job_id,
+                wardrobe="bench",
+                ui_style="Studio",
+                combo=combo,
+                catalog="catalog_bench",
+                prompt_id=f"{prompt_id}_bench",
+                short_id=prompt_id,
+                prompt_file=f"catalog_bench/{prompt_id}_bench.md",
+                prompt=f"Benchmark job {job_id}: {PROMPT}",
+                references=tuple(paths),
+                quality=quality,
+                aspect="1:1",
+                model=MODEL,
+                output_dir=str(root / "out" / prompt_id / combo),
+            )
+        )
     return jobs
 
 
 def new_session(root: Path, jobs: list[Job], *, fsync: bool = True) -> Journal:
-    config = {"wardrobe": "bench", "catalogs": ["catalog_bench"], "ui_style": None,
-              "quality": jobs[0].quality, "aspect": "1:1", "model": MODEL, "offline": True}
+    config = {
+        "wardrobe": "bench",
+        "catalogs": ["catalog_bench"],
+        "ui_style": None,
+        "quality": jobs[0].quality,
+        "aspect": "1:1",
+        "model": MODEL,
+        "offline": True,
+    }
     return journal_mod.create(root / "sessions", config, jobs, fsync=fsync)
 
 
@@ -287,7 +311,10 @@ class StubProvider:
 
 
 def run_batch(
-    root: Path, jobs: list[Job], base_url: str | None, limits: Limits,
+    root: Path,
+    jobs: list[Job],
+    base_url: str | None,
+    limits: Limits,
     policy: RetryPolicy | None = None,
 ) -> Batch:
     """Run ``jobs`` as a new session through the real Runner and the real GeminiProvider
@@ -298,8 +325,9 @@ def run_batch(
     trace = Trace()
 
     async def go() -> Batch:
-        provider = StubProvider() if base_url is None else GeminiProvider(
-            "bench-key", base_url=base_url)
+        provider = (
+            StubProvider() if base_url is None else GeminiProvider("bench-key", base_url=base_url)
+        )
         try:
             gate = TracedGate(limits, trace)
             runner = Runner(journal, TracedProvider(provider, trace), gate, policy=policy)
@@ -312,9 +340,19 @@ def run_batch(
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         finally:
             await provider.aclose()
-        return Batch(len(jobs), result.completed, wall, cpu, started, journal.bytes_written,
-                     journal.doc["journal"]["seq"], journal.write_seconds, trace, rss,
-                     max_rss_mb())
+        return Batch(
+            len(jobs),
+            result.completed,
+            wall,
+            cpu,
+            started,
+            journal.bytes_written,
+            journal.doc["journal"]["seq"],
+            journal.write_seconds,
+            trace,
+            rss,
+            max_rss_mb(),
+        )
 
     return anyio.run(go)
 
@@ -323,9 +361,20 @@ def run_batch(
 def emulator_process(latency: float, render: str = "plain") -> Iterator[str]:
     """An emulator in its own process; yields its base URL, stops it (Ctrl-C) on exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imagegen.emulator", "--port", "0", "--latency", f"{latency}",
-         "--render", render],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "imagegen.emulator",
+            "--port",
+            "0",
+            "--latency",
+            f"{latency}",
+            "--render",
+            render,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -354,8 +403,12 @@ def scenario_slots(work: Path, s: Sizes) -> list[Row]:
     free = Limits(3, 0.0, UNLIMITED_RPM)
     runs = (
         (f"{s.slot_jobs} jobs, {s.slot_latency:g} s, 3 in flight, no spacing", s.slot_jobs, free),
-        (f"{s.spacing_jobs} jobs, {s.slot_latency:g} s, {s.spacing.concurrency} in flight, "
-         f"{s.spacing.min_interval:g} s apart, {s.spacing.rpm}/min", s.spacing_jobs, s.spacing),
+        (
+            f"{s.spacing_jobs} jobs, {s.slot_latency:g} s, {s.spacing.concurrency} in flight, "
+            f"{s.spacing.min_interval:g} s apart, {s.spacing.rpm}/min",
+            s.spacing_jobs,
+            s.spacing,
+        ),
     )
     for i, (label, count, limits) in enumerate(runs):
         root = work / f"slots-{i}"
@@ -363,12 +416,25 @@ def scenario_slots(work: Path, s: Sizes) -> list[Row]:
             batch = run_batch(root, make_jobs(root, count), url, limits)
         ideal = ideal_wall(count, s.slot_latency, limits)
         rows += [
-            measure("slots", f"{label}: wall / ideal ({batch.wall:.1f} / {ideal:.1f} s)",
-                    batch.wall / ideal, "x", at_most=1.05),
-            measure("slots", f"{label}: first call starts after",
-                    min(lo for lo, _ in batch.trace.calls) - batch.started, "s"),
-            measure("slots", f"{label}: calls in flight at most",
-                    peak_overlap(batch.trace.calls), at_most=limits.concurrency),
+            measure(
+                "slots",
+                f"{label}: wall / ideal ({batch.wall:.1f} / {ideal:.1f} s)",
+                batch.wall / ideal,
+                "x",
+                at_most=1.05,
+            ),
+            measure(
+                "slots",
+                f"{label}: first call starts after",
+                min(lo for lo, _ in batch.trace.calls) - batch.started,
+                "s",
+            ),
+            measure(
+                "slots",
+                f"{label}: calls in flight at most",
+                peak_overlap(batch.trace.calls),
+                at_most=limits.concurrency,
+            ),
             _completed("slots", label, batch),
         ]
     return rows
@@ -395,20 +461,37 @@ def scenario_scale(work: Path, s: Sizes) -> list[Row]:
         measure("scale", f"{label}: runner CPU per job", big.cpu / n * 1000, "ms", below=2.0),
         measure("scale", f"{label}: wall time", big.wall, "s"),
         measure("scale", f"{label}: throughput", n / big.wall, "jobs/s"),
-        measure("scale", f"{label}: emulator CPU per job (its own process)",
-                emulator_cpu / n * 1000, "ms"),
+        measure(
+            "scale",
+            f"{label}: emulator CPU per job (its own process)",
+            emulator_cpu / n * 1000,
+            "ms",
+        ),
         measure("scale", f"{label}: peak memory", big.rss_after, "MB", below=200),
-        measure("scale", f"journal bytes per status change, {small.jobs:,} jobs",
-                small.bytes_per_change, "B"),
-        measure("scale", f"journal bytes per status change, {n:,} jobs",
-                big.bytes_per_change, "B"),
-        measure("scale", f"journal bytes per change, {n:,} / {small.jobs:,} jobs",
-                big.bytes_per_change / small.bytes_per_change, "x", below=1.5),
+        measure(
+            "scale",
+            f"journal bytes per status change, {small.jobs:,} jobs",
+            small.bytes_per_change,
+            "B",
+        ),
+        measure("scale", f"journal bytes per status change, {n:,} jobs", big.bytes_per_change, "B"),
+        measure(
+            "scale",
+            f"journal bytes per change, {n:,} / {small.jobs:,} jobs",
+            big.bytes_per_change / small.bytes_per_change,
+            "x",
+            below=1.5,
+        ),
         measure("scale", f"{label}: journal bytes written in all", big.bytes_written / MB, "MB"),
         measure("scale", f"{label}: journal write time (writer thread)", big.write_seconds, "s"),
         _completed("scale", label, big),
-        measure("scale", "same, stub provider (no SDK, no HTTP): runner CPU per job",
-                stub.cpu / n * 1000, "ms", below=2.0),
+        measure(
+            "scale",
+            "same, stub provider (no SDK, no HTTP): runner CPU per job",
+            stub.cpu / n * 1000,
+            "ms",
+            below=2.0,
+        ),
         measure("scale", "same, stub provider: wall time", stub.wall, "s"),
     ]
 
@@ -416,8 +499,9 @@ def scenario_scale(work: Path, s: Sizes) -> list[Row]:
 def scenario_large(work: Path, s: Sizes) -> list[Row]:
     root = work / "large"
     with emulator_process(0.0, render="collage") as url:
-        batch = run_batch(root, make_jobs(root, s.large_jobs, "4K"), url,
-                          Limits(3, 0.0, UNLIMITED_RPM))
+        batch = run_batch(
+            root, make_jobs(root, s.large_jobs, "4K"), url, Limits(3, 0.0, UNLIMITED_RPM)
+        )
     image = 4096 * 4096 * 3 / MB  # one decoded RGB 4K image, MB
     pngs = [p.stat().st_size for p in (root / "out").rglob("*.png")]
     label = f"{s.large_jobs} jobs at 4K, 3 in flight"
@@ -425,12 +509,26 @@ def scenario_large(work: Path, s: Sizes) -> list[Row]:
     return [
         measure("large", f"{label}: process baseline (before the run)", batch.rss_before, "MB"),
         measure("large", "one 4K image decoded (4096 x 4096 RGB)", image, "MB"),
-        measure("large", "one 4K image as PNG from the emulator (mean)",
-                statistics.fmean(pngs) / MB if pngs else math.nan, "MB"),
-        measure("large", f"{label}: peak memory (≤ baseline + 2 x three 4K images)",
-                batch.rss_after, "MB", at_most=allowed),
-        measure("large", f"{label}: (peak - baseline) / three 4K images",
-                (batch.rss_after - batch.rss_before) / (3 * image), "x", at_most=2.0),
+        measure(
+            "large",
+            "one 4K image as PNG from the emulator (mean)",
+            statistics.fmean(pngs) / MB if pngs else math.nan,
+            "MB",
+        ),
+        measure(
+            "large",
+            f"{label}: peak memory (≤ baseline + 2 x three 4K images)",
+            batch.rss_after,
+            "MB",
+            at_most=allowed,
+        ),
+        measure(
+            "large",
+            f"{label}: (peak - baseline) / three 4K images",
+            (batch.rss_after - batch.rss_before) / (3 * image),
+            "x",
+            at_most=2.0,
+        ),
         measure("large", f"{label}: runner CPU per job", batch.cpu / batch.jobs * 1000, "ms"),
         _completed("large", label, batch),
     ]
@@ -440,13 +538,28 @@ async def _record_done(journal: Journal, job_id: str, output: str) -> None:
     """The two changes the runner makes for a job that succeeds at once."""
     await journal.record(job_id, status="running", attempts=1, started=now_iso(), output=output)
     await journal.record(
-        job_id, status="completed", output=output, completed=now_iso(), error=None,
-        finish_reason="STOP", cost_usd=0.134,
-        usage={"prompt_tokens": 820, "output_tokens": 1120, "thought_tokens": 312,
-               "image_tokens": 1120},
+        job_id,
+        status="completed",
+        output=output,
+        completed=now_iso(),
+        error=None,
+        finish_reason="STOP",
+        cost_usd=0.134,
+        usage={
+            "prompt_tokens": 820,
+            "output_tokens": 1120,
+            "thought_tokens": 312,
+            "image_tokens": 1120,
+        },
         image={"format": "PNG", "width": 1024, "height": 1024, "size_ok": True},
-        history={"attempt": 1, "started": now_iso(), "ended": now_iso(), "outcome": "completed",
-                 "output": output, "cost_usd": 0.134},
+        history={
+            "attempt": 1,
+            "started": now_iso(),
+            "ended": now_iso(),
+            "outcome": "completed",
+            "output": output,
+            "cost_usd": 0.134,
+        },
     )
 
 
@@ -464,15 +577,20 @@ def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
         async with running(journal):
             for job_id in ids[:done]:
                 await _record_done(journal, job_id, f"{root}/out/{job_id}.png")
-            for job_id in ids[done:done + failed]:
+            for job_id in ids[done : done + failed]:
                 await journal.record(job_id, status="running", attempts=1, started=now_iso())
-                await journal.record(job_id, status="failed", error="no_image: IMAGE_SAFETY",
-                                     completed=now_iso(), finish_reason="IMAGE_SAFETY")
+                await journal.record(
+                    job_id,
+                    status="failed",
+                    error="no_image: IMAGE_SAFETY",
+                    completed=now_iso(),
+                    finish_reason="IMAGE_SAFETY",
+                )
 
     anyio.run(phase_one)
     saved = journal.snapshot_path.read_bytes()
     reopened = journal_mod.open_session(journal.sessions_dir, journal.session_id, fsync=False)
-    tail = ids[done + failed:done + failed + late + 3]
+    tail = ids[done + failed : done + failed + late + 3]
     on_disk = root / "out" / "crashed.png"
     on_disk.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (1024, 1024), (200, 120, 40)).save(on_disk, format="PNG")
@@ -483,8 +601,9 @@ def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
                 await _record_done(reopened, job_id, f"{root}/out/{job_id}.png")
             for n, job_id in enumerate(tail[late:]):
                 output = on_disk if n == 0 else root / "out" / f"{job_id}-lost.png"
-                await reopened.record(job_id, status="running", attempts=1, started=now_iso(),
-                                      output=str(output))
+                await reopened.record(
+                    job_id, status="running", attempts=1, started=now_iso(), output=str(output)
+                )
 
     anyio.run(phase_two)
     journal.snapshot_path.write_bytes(saved)  # the snapshot of before the last 5%
@@ -532,8 +651,9 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
             assert cli.main(status_argv) == 0
         in_status.append(time.perf_counter() - started)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "imagegen", *status_argv], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "imagegen", *status_argv], check=True, stdout=subprocess.DEVNULL
+        )
         out_status.append(time.perf_counter() - started)
         # Resume settles the crash in the journal: each run gets a fresh copy.
         copy = work / "reads" / f"resume-{n}"
@@ -544,8 +664,12 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
         copy = work / "reads" / f"resume-fresh-{n}"
         shutil.copytree(sessions, copy)
         started = time.time()
-        child = subprocess.run([sys.executable, "-c", _RESUME_CHILD, str(copy), sid],
-                               check=True, capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, "-c", _RESUME_CHILD, str(copy), sid],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         ready, count_text = child.stdout.split()
         out_resume.append(float(ready) - started)
         to_run.append(int(count_text))
@@ -557,13 +681,23 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
     return [
         measure("reads", f"--status, {label}, fresh process", med(out_status), "s", below=0.5),
         measure("reads", f"--status, {label}, in-process", med(in_status), "s"),
-        measure("reads", f"--resume planning, {label}, fresh process", med(out_resume), "s",
-                below=1.0),
+        measure(
+            "reads", f"--resume planning, {label}, fresh process", med(out_resume), "s", below=1.0
+        ),
         measure("reads", f"--resume planning, {label}, in-process", med(in_resume), "s"),
-        measure("reads", "jobs resume plans to run (every repeat)",
-                to_run[0] if len(set(to_run)) == 1 else math.nan, equals=expected),
-        measure("reads", "fresh process: import imagegen.cli + imagegen.gemini (what --resume "
-                "loads before planning)", imports, "s"),
+        measure(
+            "reads",
+            "jobs resume plans to run (every repeat)",
+            to_run[0] if len(set(to_run)) == 1 else math.nan,
+            equals=expected,
+        ),
+        measure(
+            "reads",
+            "fresh process: import imagegen.cli + imagegen.gemini (what --resume "
+            "loads before planning)",
+            imports,
+            "s",
+        ),
     ]
 
 
@@ -589,10 +723,20 @@ def scenario_storm(work: Path, s: Sizes) -> list[Row]:
     label = f"{s.storm_jobs} jobs, 1/3 get 429 (retryDelay {delay}), 3 in flight"
     return [
         measure("storm", f"{label}: calls made", calls),
-        measure("storm", f"{label}: calls / minimum (jobs + {forced} 429s)",
-                calls / (s.storm_jobs + forced), "x", at_most=1.0),
-        measure("storm", f"{label}: longest idle stretch (no call, no pause, jobs left)",
-                max(idle, default=0.0), "s", at_most=allowed_idle),
+        measure(
+            "storm",
+            f"{label}: calls / minimum (jobs + {forced} 429s)",
+            calls / (s.storm_jobs + forced),
+            "x",
+            at_most=1.0,
+        ),
+        measure(
+            "storm",
+            f"{label}: longest idle stretch (no call, no pause, jobs left)",
+            max(idle, default=0.0),
+            "s",
+            at_most=allowed_idle,
+        ),
         measure("storm", f"{label}: idle time in all", sum(idle), "s"),
         measure("storm", f"{label}: wall time ({len(trace.pauses)} pauses)", batch.wall, "s"),
         measure("storm", f"{label}: calls in flight at most (emulator)", in_flight, at_most=3),
@@ -601,8 +745,11 @@ def scenario_storm(work: Path, s: Sizes) -> list[Row]:
 
 
 RUNNERS = {
-    "slots": scenario_slots, "scale": scenario_scale, "large": scenario_large,
-    "reads": scenario_reads, "storm": scenario_storm,
+    "slots": scenario_slots,
+    "scale": scenario_scale,
+    "large": scenario_large,
+    "reads": scenario_reads,
+    "storm": scenario_storm,
 }
 
 
@@ -619,8 +766,10 @@ def machine() -> dict[str, Any]:
             os.fsync(fh.fileno())
         fsync_ms = (time.perf_counter() - started) / 20 * 1000
     return {
-        "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(), "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
         "fsync_ms": round(fsync_ms, 2),
     }
 
@@ -653,13 +802,24 @@ def run_workers(names: Sequence[str], quick: bool, work: Path) -> list[Row]:
     rows: list[Row] = []
     for name in names:
         print(f"running scenario {name} ...", file=sys.stderr, flush=True)
-        cmd = [sys.executable, "-m", "imagegen.bench", "--scenario", name, "--json",
-               "--workdir", str(work / name)] + (["--quick"] if quick else [])
+        cmd = [
+            sys.executable,
+            "-m",
+            "imagegen.bench",
+            "--scenario",
+            name,
+            "--json",
+            "--workdir",
+            str(work / name),
+        ] + (["--quick"] if quick else [])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         lines = proc.stdout.strip().splitlines()
         if not lines or not lines[-1].startswith("{"):  # exit 1 alone is a missed target
-            rows.append(Row(name, f"worker crashed (exit {proc.returncode}, see stderr)",
-                            math.nan, ok=False))
+            rows.append(
+                Row(
+                    name, f"worker crashed (exit {proc.returncode}, see stderr)", math.nan, ok=False
+                )
+            )
             continue
         for r in orjson.loads(lines[-1])["rows"]:
             rows.append(Row(**(r | {"value": math.nan if r["value"] is None else r["value"]})))
@@ -674,16 +834,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m imagegen.bench", description=(__doc__ or "").split("\n\n")[0]
     )
-    parser.add_argument("--scenario", choices=SCENARIOS, action="append",
-                        help="run only these scenarios, in this process (repeatable)")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        action="append",
+        help="run only these scenarios, in this process (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--json", action="store_true", help="print rows as JSON, not a table")
     parser.add_argument("--workdir", type=Path, help="keep sessions and images here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     with contextlib.ExitStack() as stack:
-        work = args.workdir or Path(stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="imagegen-bench-")))
+        work = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="imagegen-bench-"))
+        )
         work.mkdir(parents=True, exist_ok=True)
         if args.scenario:
             rows = [row for name in args.scenario for row in RUNNERS[name](work, sizes)]
@@ -691,8 +856,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = run_workers(SCENARIOS, args.quick, work)
     info = machine()
     if args.json:
-        print(orjson.dumps({"machine": info, "quick": args.quick,
-                            "rows": [asdict(r) for r in rows]}).decode())
+        print(
+            orjson.dumps(
+                {"machine": info, "quick": args.quick, "rows": [asdict(r) for r in rows]}
+            ).decode()
+        )
     else:
         print_table(rows, info, args.quick)
     return 0 if all(r.ok is not False for r in rows) else 1
