@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from rich.console import Console
@@ -18,15 +18,15 @@ from rich.table import Table
 
 from . import journal as journal_mod
 from . import pricing
-from .budget import THINKING_ALLOWANCE_USD, reservation
 from .errors import EXIT_STOPPED, EXIT_USAGE, ImagegenError, InputError
-from .limiter import Limits
-from .planner import Job, PlanRequest, describe, plan, upgrade_jobs
-from .report import write_report
-from .retry import RetryPolicy, load_policy
-from .session import Settings, link_child, run_session
 from .sizes import ASPECTS, QUALITIES
 from .status import list_sessions, show_session
+
+# Planning, running and reporting load PIL, YAML, tenacity and the SDK; they are imported in the
+# verbs that use them so that --status answers fast from a fresh process.
+if TYPE_CHECKING:
+    from .planner import Job, PlanRequest
+    from .session import Settings
 
 DEFAULT_MODEL = "gemini-3-pro-image"
 
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plan_request(args: argparse.Namespace) -> PlanRequest:
+    from .planner import PlanRequest
+
     if not args.wardrobe:
         raise InputError("--wardrobe is required (e.g. --wardrobe zip-hoodie)")
     if not args.catalogs:
@@ -236,6 +238,9 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_dry_run(jobs: Sequence[Job], console: Console, max_cost: float | None = None) -> None:
     """The job table and the estimated cost at published prices; needs no key."""
+    from .budget import THINKING_ALLOWANCE_USD, reservation
+    from .planner import describe
+
     table = Table(title=describe(jobs), show_lines=False)
     for column in ("id", "combo", "prompt", "refs", "output"):
         table.add_column(column, overflow="fold")
@@ -263,6 +268,10 @@ def print_dry_run(jobs: Sequence[Job], console: Console, max_cost: float | None 
 
 def _settings(args: argparse.Namespace, config: dict[str, Any] | None = None) -> Settings:
     """Run settings from the flags, or from a session's recorded ``config`` (resume, retry)."""
+    from .limiter import Limits
+    from .retry import RetryPolicy, load_policy
+    from .session import Settings
+
     c = config or _config(args)
     policy = load_policy(args.retry_policy) if args.retry_policy else RetryPolicy()
     return Settings(
@@ -305,6 +314,9 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
 def _start(
     args: argparse.Namespace, jobs: list[Job], console: Console, parent: str | None = None
 ) -> int:
+    from .planner import describe
+    from .session import link_child, run_session
+
     if args.dry_run:
         print_dry_run(jobs, console, args.max_cost)
         return 0
@@ -330,6 +342,8 @@ def _start(
 
 def _continue(args: argparse.Namespace, session_id: str, console: Console) -> int:
     """--resume and --retry: the session's own config, its own jobs, nothing re-planned."""
+    from .session import run_session
+
     if args.dry_run:
         raise InputError(
             f"--dry-run previews a new batch; --status {session_id} shows what is left to run"
@@ -360,6 +374,8 @@ def _continue(args: argparse.Namespace, session_id: str, console: Console) -> in
 
 
 def _upgrade(args: argparse.Namespace, console: Console) -> int:
+    from .planner import upgrade_jobs
+
     if not args.to_quality:
         raise InputError("--upgrade needs --to-quality (2K or 4K)")
     parent = journal_mod.load(args.sessions_dir, args.upgrade)
@@ -376,6 +392,8 @@ def _upgrade(args: argparse.Namespace, console: Console) -> int:
 
 
 def _single(args: argparse.Namespace, console: Console) -> int:
+    from .planner import plan
+
     if not (args.combo and args.prompt and args.wardrobe):
         raise InputError("--single needs --combo ID --prompt catalog_vX.Y/NAME.md --wardrobe W")
     catalog = args.prompt.split("/", 1)[0] if "/" in args.prompt else None
@@ -393,6 +411,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 args.sessions_dir, args.status, console, as_json=args.json, watch=args.watch
             )
         return list_sessions(args.sessions_dir, console, as_json=args.json)
+    from .planner import plan
+    from .report import write_report
+
     if args.report:
         console.print(f"Contact sheet: {write_report(args.sessions_dir, args.report)}")
         return 0

@@ -1,4 +1,4 @@
-"""Image bytes: sniff the real format and pixel size, and write files atomically.
+"""Image bytes: sniff the real format and pixel size.
 
 The declared MIME type of an inline image can be wrong (gemini-api notes: "PNG declared, JPEG
 bytes"), so the bytes decide. Pillow does the decoding.
@@ -7,7 +7,6 @@ bytes"), so the bytes decide. Pillow does the decoding.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,26 +51,11 @@ def sniff_file(path: Path) -> ImageInfo:
     return sniff(path.read_bytes())
 
 
-def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file that is flushed, fsynced and renamed.
-
-    A crash leaves either the old file, the new file, or a ``.tmp`` file that is never mistaken
-    for a result. With ``exclusive``, an existing ``path`` is never replaced: FileExistsError.
-    Other OSErrors (disk full, permissions) propagate after the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def probe(data: bytes) -> ImageInfo:
+    """Like :func:`sniff` but reads only the header: for bytes already known to decode."""
     try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if exclusive:
-            # link() fails if the target exists, unlike rename(): nothing is ever overwritten.
-            os.link(tmp, path)
-            tmp.unlink()
-        else:
-            tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format or "UNKNOWN"
+            return ImageInfo(fmt, Image.MIME.get(fmt, "application/octet-stream"), *img.size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"not an image ({exc})") from exc

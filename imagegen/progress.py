@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from rich.console import Console
@@ -19,9 +20,20 @@ from rich.live import Live
 from rich.text import Text
 
 from . import pricing
-from .runner import PoolView
 
 BAR_WIDTH = 20
+
+
+@dataclass
+class PoolView:
+    """What the progress display shows beyond the journal's counts (mutated by the runner)."""
+
+    in_flight: dict[str, int] = field(default_factory=dict)  # job id -> attempt number
+    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=5))
+    pause_until: float = 0.0
+    pause_reason: str | None = None
+    stop_reason: str | None = None
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

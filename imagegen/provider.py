@@ -46,7 +46,10 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """A successful attempt: the kept image's bytes (the last non-thought image part)."""
+    """A successful attempt: the kept image's bytes (the last non-thought image part).
+
+    A provider returns only bytes it has decoded whole; the runner reads just their header.
+    """
 
     image: bytes = field(repr=False)
     mime_type: str

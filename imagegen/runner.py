@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,27 +32,17 @@ from .errors import (
     RateLimited,
     ServerError,
 )
-from .images import ImageInfo, sniff, write_atomic
+from .files import write_atomic
+from .images import ImageInfo, probe
 from .journal import Journal, now_iso
 from .limiter import Clock, Sleep, StartGate
+from .progress import PoolView
 from .provider import Generation, ImageProvider, ImageRequest, Reference
 from .retry import RetryPolicy, retrying
 from .sizes import pixel_size
 
 # Models whose pixel sizes are published per tier; others (2.5 Flash) have one fixed size.
 SIZED_MODELS = ("gemini-3-pro-image", "gemini-3-pro-image-preview")
-
-
-@dataclass
-class PoolView:
-    """What the progress display shows beyond the journal's counts (mutated by the runner)."""
-
-    in_flight: dict[str, int] = field(default_factory=dict)  # job id -> attempt number
-    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=5))
-    pause_until: float = 0.0
-    pause_reason: str | None = None
-    stop_reason: str | None = None
-    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +116,12 @@ def _read_references(entry: dict[str, Any]) -> tuple[Reference, ...]:
     for name in entry["references"]:
         path = Path(name)
         data = path.read_bytes()
-        refs.append(Reference(path.stem.lower(), sniff(data).mime_type, data))
+        refs.append(Reference(path.stem.lower(), probe(data).mime_type, data))
     return tuple(refs)
 
 
 def _save(path: Path, data: bytes) -> ImageInfo:
-    info = sniff(data)
+    info = probe(data)  # the provider has decoded it whole already
     write_atomic(path, to_png(data, info), exclusive=True)
     return info
 

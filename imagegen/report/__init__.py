@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .. import journal as journal_mod
 from ..errors import InputError
-from ..images import write_atomic
+from ..files import write_atomic
 from ..status import is_running
 from .page import Gallery, Media, render_page
 from .sheet import ContactSheet, build_sheet, failure_label
