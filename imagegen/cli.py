@@ -16,8 +16,7 @@ import anyio
 from rich.console import Console
 from rich.table import Table
 
-from . import journal as journal_mod
-from . import pricing
+from . import pricing, sessionfiles
 from .errors import EXIT_STOPPED, EXIT_USAGE, ImagegenError, InputError
 from .sizes import ASPECTS, QUALITIES
 from .status import list_sessions, show_session
@@ -299,9 +298,9 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
         "prompts",
         "output",
     )
-    for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
+    for session_id in reversed(sessionfiles.list_sessions(sessions_dir)):
         try:
-            doc = journal_mod.load(sessions_dir, session_id)
+            doc = sessionfiles.load(sessions_dir, session_id)
         except InputError:
             continue
         if all(doc["config"].get(k) == config.get(k) for k in keys) and doc["summary"]["total"] > (
@@ -314,6 +313,7 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, Any]) -> str | None:
 def _start(
     args: argparse.Namespace, jobs: list[Job], console: Console, parent: str | None = None
 ) -> int:
+    from . import journal as journal_mod
     from .planner import describe
     from .session import link_child, run_session
 
@@ -342,6 +342,7 @@ def _start(
 
 def _continue(args: argparse.Namespace, session_id: str, console: Console) -> int:
     """--resume and --retry: the session's own config, its own jobs, nothing re-planned."""
+    from . import journal as journal_mod
     from .session import run_session
 
     if args.dry_run:
@@ -378,7 +379,7 @@ def _upgrade(args: argparse.Namespace, console: Console) -> int:
 
     if not args.to_quality:
         raise InputError("--upgrade needs --to-quality (2K or 4K)")
-    parent = journal_mod.load(args.sessions_dir, args.upgrade)
+    parent = sessionfiles.load(args.sessions_dir, args.upgrade)
     jobs = upgrade_jobs(parent["jobs"], args.to_quality)
     config = parent["config"]
     for key in ("concurrency", "min_interval", "rpm", "timeout"):

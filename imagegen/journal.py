@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
@@ -33,38 +33,55 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import filelock
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .errors import InputError, SessionLocked, unwrap_group
+from .errors import InputError, unwrap_group
 from .files import write_atomic
+from .sessionfiles import (
+    FORMAT_VERSION,
+    STATUSES,
+    Doc,
+    _acquire,
+    _index,
+    _load,
+    apply,
+    events_path,
+    list_sessions,
+    load,
+    now_iso,
+    session_lock,
+    snapshot_path,
+    summarize,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "STATUSES",
+    "Journal",
+    "apply",
+    "create",
+    "events_path",
+    "list_sessions",
+    "load",
+    "new_job_entry",
+    "new_session_id",
+    "now_iso",
+    "open_session",
+    "running",
+    "session_lock",
+    "snapshot_path",
+    "summarize",
+]
 
 if TYPE_CHECKING:  # the planner pulls in PIL and YAML, which --status does not need
     from .planner import Job
 
-FORMAT_VERSION = 1
-STATUSES = ("pending", "running", "retry", "completed", "failed")
 _SNAPSHOT_MIN_DELAY = 0.5  # seconds
 # Below this size the snapshot is also refreshed on time, so jq on a small session is never more
 # than ~0.5 s behind; above it only the bytes rule applies, which keeps the bytes written per
 # change independent of the session's size (the benchmark's "journal bytes per status change").
 _SNAPSHOT_FRESH_BYTES = 1_000_000
-
-Doc = dict[str, Any]
-
-
-def now_iso() -> str:
-    """Local time, seconds precision, as in the seed ("2025-01-15T14:30:00")."""
-    return datetime.now().isoformat(timespec="seconds")
-
-
-def snapshot_path(sessions_dir: Path, session_id: str) -> Path:
-    return sessions_dir / f"{session_id}-session.json"
-
-
-def events_path(sessions_dir: Path, session_id: str) -> Path:
-    return sessions_dir / f"{session_id}-events.jsonl"
 
 
 def new_job_entry(job: Job) -> dict[str, Any]:
@@ -86,95 +103,6 @@ def new_job_entry(job: Job) -> dict[str, Any]:
     return entry
 
 
-def summarize(doc: Doc) -> dict[str, Any]:
-    """Counts by status, the total and the cost so far (USD) of a session document."""
-    counts = Counter(job["status"] for job in doc["jobs"])
-    summary: dict[str, Any] = {"total": len(doc["jobs"])}
-    summary.update({status: counts.get(status, 0) for status in STATUSES})
-    summary["cost_usd"] = round(sum(j["cost_usd"] or 0.0 for j in doc["jobs"]), 6)
-    return summary
-
-
-def apply(doc: Doc, index: Mapping[str, dict[str, Any]], event: Mapping[str, Any]) -> None:
-    """Fold one change event into a session document (pure apart from mutating ``doc``)."""
-    if "job" in event:
-        job = index[event["job"]]
-        job.update(event.get("set", {}))
-        if "history" in event:
-            job["history"].append(event["history"])
-    if "session" in event:
-        doc.update(event["session"])
-    doc["updated"] = event["at"]
-
-
-def _index(doc: Doc) -> dict[str, dict[str, Any]]:
-    return {job["id"]: job for job in doc["jobs"]}
-
-
-def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
-    # A line without its newline is a write the process did not finish: not part of the log.
-    for number, line in enumerate(data.split(b"\n")[:-1], 1):
-        try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(
-                f"{path}: line {number} is not valid JSON; the event log is damaged "
-                "(it is left as it is)"
-            ) from exc
-
-
-def load(sessions_dir: Path, session_id: str) -> Doc:
-    """The current state of a session: the snapshot plus every change logged after it.
-
-    Raises InputError if the session does not exist, was written by a newer imagegen, or
-    neither the snapshot nor the event log can be read. Never writes.
-    """
-    doc, _offset = _load(sessions_dir, session_id)
-    return doc
-
-
-def _load(sessions_dir: Path, session_id: str) -> tuple[Doc, int]:
-    snap, log = snapshot_path(sessions_dir, session_id), events_path(sessions_dir, session_id)
-    if not snap.exists() and not log.exists():
-        raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
-    doc: Doc | None = None
-    if snap.exists():
-        try:
-            doc = orjson.loads(snap.read_bytes())
-        except orjson.JSONDecodeError:
-            doc = None  # rebuilt from the event log below, and the damaged file is left alone
-        if doc is not None and doc.get("version", 0) > FORMAT_VERSION:
-            raise InputError(
-                f"{snap}: written by a newer imagegen (format {doc['version']}); upgrade imagegen"
-            )
-    offset = doc["journal"]["offset"] if doc else 0
-    seq = doc["journal"]["seq"] if doc else -1
-    data = b""
-    if log.exists():
-        with log.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    elif doc is None:
-        raise InputError(f"{snap}: not valid JSON and no event log to rebuild it from")
-    index = _index(doc) if doc else {}
-    for event in _parse_lines(data, log):
-        if "create" in event:
-            doc = event["create"]
-            index = _index(doc)
-        elif doc is None:
-            raise InputError(f"{log}: the first line does not create the session")
-        elif event["seq"] > seq:
-            apply(doc, index, event)
-        seq = max(seq, event["seq"])
-    if doc is None:
-        raise InputError(f"{snap}: cannot be read and {log} is empty")
-    doc["journal"] = {"seq": seq, "offset": offset + len(data) - len(data.rsplit(b"\n", 1)[-1])}
-    if offset == 0 and snap.exists():
-        doc["journal"]["rebuilt"] = True
-    doc["summary"] = summarize(doc)
-    return doc, doc["journal"]["offset"]
-
-
 def new_session_id(sessions_dir: Path) -> str:
     """A start timestamp as in the seed ("2025-01-15-14-30-00"), suffixed -2, -3 if taken."""
     base = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
@@ -183,15 +111,6 @@ def new_session_id(sessions_dir: Path) -> str:
         if not events_path(sessions_dir, candidate).exists():
             return candidate
     raise InputError(f"{sessions_dir}: too many sessions started this second")
-
-
-def list_sessions(sessions_dir: Path) -> list[str]:
-    """Session ids in the folder, oldest first."""
-    if not sessions_dir.is_dir():
-        return []
-    ids = {p.name.removesuffix("-events.jsonl") for p in sessions_dir.glob("*-events.jsonl")}
-    ids |= {p.name.removesuffix("-session.json") for p in sessions_dir.glob("*-session.json")}
-    return sorted(ids)
 
 
 class Journal:
@@ -404,24 +323,6 @@ def create(
         snapshot_path(sessions_dir, session_id), orjson.dumps(doc, option=orjson.OPT_INDENT_2)
     )
     return Journal(sessions_dir, doc, len(line), fsync=fsync)
-
-
-def session_lock(sessions_dir: Path, session_id: str) -> filelock.FileLock:
-    """The session's OS-level lock (``S.lock``); the OS drops it when its holder dies.
-
-    filelock shares one lock object per path within a process, so taking it again is counted.
-    """
-    return filelock.FileLock(str(sessions_dir / f"{session_id}.lock"))
-
-
-def _acquire(lock: filelock.FileLock, session_id: str) -> None:
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout as exc:
-        raise SessionLocked(
-            f"session {session_id} is being run by another process "
-            f"(lock {lock.lock_file}); wait for it or use --status {session_id}"
-        ) from exc
 
 
 def open_session(sessions_dir: Path, session_id: str, *, fsync: bool = True) -> Journal:

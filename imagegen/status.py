@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from . import journal as journal_mod
+from . import sessionfiles as journal_mod
 from .errors import InputError
 from .progress import render, view_of
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .. import journal as journal_mod
+from .. import sessionfiles as journal_mod
 from ..errors import InputError
 from ..files import write_atomic
 from ..status import is_running
