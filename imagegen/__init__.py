@@ -7,11 +7,13 @@ Architecture (one module per concept; the pure core first, then the I/O shell):
 - ``sizes``, ``pricing``: size tiers, pixel sizes, prices.                (pure)
 - ``retry``: the retry policy on tenacity.                                (pure)
 - ``limiter``: concurrency, spacing, per-minute cap, pool pauses.
-- ``journal``: the session's event log and JSON snapshot.
+- ``journal``: writes the session's event log and JSON snapshot; ``sessionfiles`` reads them.
+- ``budget``: the ``--max-cost`` reservations; ``files``, ``images``: atomic writes, image bytes.
 - ``runner``: the worker pool that runs jobs through a provider.
 - ``provider``: the provider Protocol; ``gemini``: the google-genai adapter.
 - ``emulator``: a loopback Gemini API for offline runs and tests.
-- ``progress``: the progress display; ``session``, ``cli``: the command line.
+- ``progress``, ``status``, ``report``: the live display, ``--status``, the contact sheet.
+- ``session``, ``cli``: the command line; ``bench``: the benchmark script.
 """
 
 __version__ = "0.1.0"
