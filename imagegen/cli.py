@@ -51,7 +51,9 @@ def _positive_int(name: str, low: int, high: int) -> Any:
     return parse
 
 
-def _seconds(name: str, *, allow_zero: bool, unit: str = "seconds") -> Any:
+def _number(name: str, *, allow_zero: bool, unit: str = "seconds") -> Any:
+    """An argparse type for a non-negative finite number of ``unit`` (seconds, USD)."""
+
     def parse(value: str) -> float:
         try:
             number = float(value)
@@ -149,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_positive_int("--concurrency", 1, 64), default=3)
     run.add_argument(
         "--min-interval",
-        type=_seconds("--min-interval", allow_zero=True),
+        type=_number("--min-interval", allow_zero=True),
         default=1.0,
         help="seconds between request starts (1.0)",
     )
@@ -161,13 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        type=_seconds("--timeout", allow_zero=False),
+        type=_number("--timeout", allow_zero=False),
         default=90.0,
         help="seconds per attempt (90)",
     )
     run.add_argument(
         "--max-cost",
-        type=_seconds("--max-cost", allow_zero=False, unit="USD"),
+        type=_number("--max-cost", allow_zero=False, unit="USD"),
         metavar="USD",
         help="stop starting jobs before this run would spend more than USD",
     )
@@ -182,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--offline-latency",
-        type=_seconds("--offline-latency", allow_zero=True),
+        type=_number("--offline-latency", allow_zero=True),
         default=1.0,
         help="seconds the offline emulator takes per image (1.0)",
     )

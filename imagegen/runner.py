@@ -247,7 +247,7 @@ class Runner:
         try:
             async for attempt in controller:
                 with attempt:
-                    generation, output = await self._attempt(job_id, entry, request)
+                    answer = await self._attempt(job_id, entry, request)
         except _Stopped:
             await self.journal.record(job_id, status="pending", output=None)
             return
@@ -277,11 +277,11 @@ class Runner:
             self._finished(job_id, f"✗ {label} → {exc.kind}: {reason or exc}")
             return
         with anyio.CancelScope(shield=True):  # a paid image is saved and recorded whole
-            await self._complete(job_id, entry, generation, output, label)
+            await self._complete(job_id, entry, answer, label)
 
     async def _attempt(
         self, job_id: str, entry: dict[str, Any], request: ImageRequest
-    ) -> tuple[Generation, Path]:
+    ) -> tuple[Generation, Path, float]:
         async with self.gate.slots:
             if self.view.stop_reason:
                 raise _Stopped
@@ -295,7 +295,7 @@ class Runner:
                     self.stop(f"budget reached (--max-cost ${self.budget.limit:.2f})")
                     raise _Stopped
             attempt = entry["attempts"] + 1
-            output = planned_output(entry, datetime.now())
+            output = await anyio.to_thread.run_sync(planned_output, entry, datetime.now())
             await self.journal.record(
                 job_id,
                 status="running",
@@ -328,7 +328,7 @@ class Runner:
             else:
                 self._server_failures = 0
                 cost = job_cost(entry, generation)
-                return generation, output
+                return generation, output, cost
             finally:
                 if self.budget is not None:
                     self.budget.settle(held, cost)
@@ -344,23 +344,29 @@ class Runner:
         self.notify(f"⏸ pool paused {seconds:.0f}s: {reason}")
 
     async def _complete(
-        self, job_id: str, entry: dict[str, Any], generation: Generation, output: Path, label: str
+        self,
+        job_id: str,
+        entry: dict[str, Any],
+        answer: tuple[Generation, Path, float],
+        label: str,
     ) -> None:
+        generation, output, cost = answer
         self.view.in_flight.pop(job_id, None)
+        total_cost = round((entry["cost_usd"] or 0.0) + cost, 6)  # retries of a job add up
         try:
             info = await anyio.to_thread.run_sync(_save, output, generation.image)
         except OSError as exc:
-            await self.journal.record(
+            await self.journal.record(  # the image was paid for even though it is lost
                 job_id,
                 status="failed",
                 output=None,
                 completed=now_iso(),
+                cost_usd=total_cost,
                 error=f"cannot write {output}: {exc.strerror or exc}",
             )
             self._finished(job_id, f"✗ {label} → cannot write image")
             return
         size_note = check_size(entry, info)
-        cost = job_cost(entry, generation)
         await self.journal.record(
             job_id,
             status="completed",
@@ -369,7 +375,7 @@ class Runner:
             error=size_note,
             finish_reason=generation.finish_reason,
             usage=asdict(generation.usage),
-            cost_usd=round((entry["cost_usd"] or 0.0) + cost, 6),  # retries of it add up
+            cost_usd=total_cost,
             image={
                 "format": info.format,
                 "width": info.width,

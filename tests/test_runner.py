@@ -305,6 +305,7 @@ async def test_a_full_disk_fails_the_job_cleanly_and_a_retry_completes_it(
     run = await run_jobs(workspace, jobs, FakeProvider(), clock)
     entry = run.job("001")
     assert entry["status"] == "failed" and "No space left on device" in entry["error"]
+    assert entry["cost_usd"] == pytest.approx(0.1385)  # paid for, though it could not be saved
     assert not list(Path(entry["output_dir"]).glob("*.png"))
     # Room again: retrying the job completes it, and the journal has both attempts.
     monkeypatch.setattr(runner_mod, "write_atomic", real_write)
