@@ -43,12 +43,22 @@ class Usage:
     thought_tokens: int = 0
     image_tokens: int = 0
 
+    def as_dict(self) -> dict[str, int]:
+        """The counts as the journal keeps them (``usage`` of a job)."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "thought_tokens": self.thought_tokens,
+            "image_tokens": self.image_tokens,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:
     """A successful attempt: the kept image's bytes (the last non-thought image part).
 
-    A provider returns only bytes it has decoded whole; the runner reads just their header.
+    A provider returns only bytes it has checked whole (:func:`imagegen.images.sniff`); the
+    runner reads just their header.
     """
 
     image: bytes = field(repr=False)

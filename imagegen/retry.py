@@ -37,6 +37,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from .errors import AttemptTimeout, InputError, ProviderError, RateLimited, ServerError
 
+# One generator for every job's jitter: seeding a new Random per job reads os.urandom each time.
+_JITTER = random.Random()
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -111,7 +114,7 @@ def retrying(
     """
     started = clock()
     per_kind: Counter[str] = Counter()
-    rng = rng or random.Random()
+    rng = rng or _JITTER
     waits: dict[int, float] = {}
 
     def _error(state: RetryCallState) -> ProviderError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ from .images import ImageInfo, probe
 from .journal import Journal, now_iso
 from .limiter import Clock, Sleep, StartGate
 from .progress import PoolView
-from .provider import Generation, ImageProvider, ImageRequest, Reference
+from .provider import Generation, ImageProvider, ImageRequest
+from .references import ReferenceCache
 from .retry import RetryPolicy, retrying
 from .sizes import pixel_size
 
@@ -111,17 +112,8 @@ def job_cost(entry: dict[str, Any], generation: Generation) -> float:
     )
 
 
-def _read_references(entry: dict[str, Any]) -> tuple[Reference, ...]:
-    refs = []
-    for name in entry["references"]:
-        path = Path(name)
-        data = path.read_bytes()
-        refs.append(Reference(path.stem.lower(), probe(data).mime_type, data))
-    return tuple(refs)
-
-
 def _save(path: Path, data: bytes) -> ImageInfo:
-    info = probe(data)  # the provider has decoded it whole already
+    info = probe(data)  # the provider has checked it whole already
     write_atomic(path, to_png(data, info), exclusive=True)
     return info
 
@@ -141,6 +133,7 @@ class Runner:
         sleep: Sleep = anyio.sleep,
         notify: Callable[[str], None] | None = None,
         budget: Budget | None = None,
+        references: ReferenceCache | None = None,
     ) -> None:
         self.journal = journal
         self.provider = provider
@@ -152,6 +145,7 @@ class Runner:
         self.notify = notify or (lambda _line: None)
         self.view = PoolView()
         self.budget = budget
+        self.references = references or ReferenceCache()
         self._server_failures = 0  # in a row, across all jobs: the circuit breaker's count
 
     def stop(self, reason: str) -> None:
@@ -211,7 +205,11 @@ class Runner:
         entry = self.journal.job(job_id)
         label = f"[{job_id}] {entry['prompt_id']} + {entry['combo']}"
         try:
-            references = await anyio.to_thread.run_sync(_read_references, entry)
+            references = self.references.cached(entry["references"])
+            if references is None:
+                references = await anyio.to_thread.run_sync(
+                    self.references.load, entry["references"]
+                )
         except (OSError, ValueError) as exc:
             await self.journal.record(
                 job_id,
@@ -374,7 +372,7 @@ class Runner:
             completed=now_iso(),
             error=size_note,
             finish_reason=generation.finish_reason,
-            usage=asdict(generation.usage),
+            usage=generation.usage.as_dict(),
             cost_usd=total_cost,
             image={
                 "format": info.format,

@@ -178,6 +178,29 @@ def test_declared_mime_is_replaced_by_the_sniffed_one() -> None:
     assert generation.usage.prompt_tokens == 0
 
 
+def _image_response(data: bytes) -> types.GenerateContentResponse:
+    part = types.Part.from_bytes(data=data, mime_type="image/png")
+    return types.GenerateContentResponse(
+        candidates=[
+            types.Candidate(
+                content=types.Content(role="model", parts=[part]),
+                finish_reason=types.FinishReason.STOP,
+            )
+        ]
+    )
+
+
+@pytest.mark.parametrize("size", [(40, 30), (900, 900)])
+def test_a_png_altered_in_transit_is_a_server_error(size: tuple[int, int]) -> None:
+    out = io.BytesIO()
+    Image.effect_noise(size, 64).save(out, format="PNG")
+    data = bytearray(out.getvalue())
+    data[data.index(b"IDAT") + 20] ^= 0xFF  # one flipped bit pattern in the pixel data
+    with pytest.raises(ServerError, match="do not decode"):
+        read_generation(_image_response(bytes(data)))
+    assert read_generation(_image_response(out.getvalue())).mime_type == "image/png"
+
+
 @pytest.mark.asyncio
 async def test_base_url_comes_from_the_environment_when_not_given(
     emu: Emulator, monkeypatch: pytest.MonkeyPatch
