@@ -106,13 +106,17 @@ def retrying(
     clock: Callable[[], float] = time.monotonic,
     before_sleep: Callable[[ProviderError, float], Awaitable[None]] | None = None,
     rng: random.Random | None = None,
+    started: float | None = None,
 ) -> AsyncRetrying:
     """A tenacity controller for one job's attempts under ``policy``.
 
     Retries only retryable :class:`ProviderError`; re-raises the last error when attempts or
     time run out. ``before_sleep(error, wait)`` is awaited before each wait (to journal it).
+    ``started`` is when the job's first attempt began on ``clock`` (default: now), the start
+    of ``max_elapsed``.
     """
-    started = clock()
+    if started is None:
+        started = clock()
     per_kind: Counter[str] = Counter()
     rng = rng or _JITTER
     waits: dict[int, float] = {}
