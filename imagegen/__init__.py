@@ -9,11 +9,12 @@ Architecture (one module per concept; the pure core first, then the I/O shell):
 - ``limiter``: concurrency, spacing, per-minute cap, pool pauses.
 - ``journal``: writes the session's event log and JSON snapshot; ``sessionfiles`` reads them.
 - ``budget``: the ``--max-cost`` reservations; ``files``, ``images``: atomic writes, image bytes.
-- ``runner``: the worker pool that runs jobs through a provider.
+- ``runner``: the worker pool that runs jobs through a provider; ``references``: reference
+  images read once per run.
 - ``provider``: the provider Protocol; ``gemini``: the google-genai adapter.
 - ``emulator``: a loopback Gemini API for offline runs and tests.
 - ``progress``, ``status``, ``report``: the live display, ``--status``, the contact sheet.
-- ``session``, ``cli``: the command line; ``bench``: the benchmark script.
+- ``session``, ``cli``: the command line; ``bench``: the benchmark (harness, scenarios, table).
 """
 
 __version__ = "0.1.0"
