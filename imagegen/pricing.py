@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .provider import Usage
+from .providers.base import Usage
 
 PRICES_AS_OF = "2026-03"
 THINKING_USD_PER_TOKEN = 12.0 / 1_000_000

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .images import probe
-from .provider import Reference
+from .providers.base import Reference
 
 #: Bytes of reference images kept between jobs (64 MB: a few dozen combos of camera JPEGs).
 DEFAULT_MAX_BYTES = 64_000_000
 
 
 class ReferenceCache:
-    """Path -> :class:`~imagegen.provider.Reference`, least recently used dropped first.
+    """Path -> :class:`~imagegen.providers.base.Reference`, least recently used dropped first.
 
     Safe to use from the event loop and worker threads at once. A file is read when first
     asked for and not again while it stays cached: edits to a reference image during a run

@@ -37,7 +37,7 @@ from .images import ImageInfo, probe
 from .journal import Journal, now_iso
 from .limiter import Clock, Sleep, StartGate
 from .progress import PoolView
-from .provider import Generation, ImageProvider, ImageRequest
+from .providers.base import Generation, ImageProvider, ImageRequest
 from .references import ReferenceCache
 from .retry import RetryPolicy, retrying
 from .sizes import pixel_size

@@ -16,7 +16,7 @@ from .errors import InputError, unwrap_group
 from .journal import Journal, running
 from .limiter import Limits, StartGate
 from .progress import live_display, plain_printer, render, view_of
-from .provider import ImageProvider
+from .providers.base import ImageProvider
 from .recovery import prepare_retry, recover_interrupted
 from .report import write_report
 from .retry import RetryPolicy
@@ -54,7 +54,7 @@ class Settings:
 async def open_provider(settings: Settings, api_key: str) -> AsyncIterator[ImageProvider]:
     """The Gemini provider, pointed at an in-process emulator when ``settings.offline``."""
     from .emulator import Emulator
-    from .gemini import GeminiProvider
+    from .providers.gemini.client import GeminiProvider
 
     if settings.offline:
         with Emulator(latency=settings.offline_latency) as emulator:

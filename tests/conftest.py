@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from imagegen.errors import ProviderError
-from imagegen.provider import Generation, ImageRequest, Usage
+from imagegen.providers.base import Generation, ImageRequest, Usage
 from imagegen.sizes import pixel_size
 
 

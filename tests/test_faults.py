@@ -14,10 +14,10 @@ import pytest
 
 from imagegen import journal as journal_mod
 from imagegen.emulator import Emulator, Outcome
-from imagegen.gemini import GeminiProvider
+from imagegen.providers.gemini.client import GeminiProvider
 from imagegen.limiter import Limits, StartGate
 from imagegen.planner import Job
-from imagegen.provider import Generation, ImageRequest
+from imagegen.providers.base import Generation, ImageRequest
 from imagegen.retry import RetryPolicy
 from imagegen.runner import Runner, RunResult
 

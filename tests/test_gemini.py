@@ -27,8 +27,8 @@ from imagegen.errors import (
     RateLimited,
     ServerError,
 )
-from imagegen.gemini import ERROR_MAP, STATUS_MAP, GeminiProvider, map_error, read_generation
-from imagegen.provider import ImageRequest, Reference
+from imagegen.providers.gemini.client import ERROR_MAP, STATUS_MAP, GeminiProvider, map_error, read_generation
+from imagegen.providers.base import ImageRequest, Reference
 
 PRO = "gemini-3-pro-image"
 # Shaped like a real key, so both the exact-key and the pattern scrubbing are exercised.
@@ -345,7 +345,7 @@ async def test_the_sdk_backstop_timeout_is_an_attempt_timeout_too(
     emu: Emulator, provider: GeminiProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Should our deadline scope not fire, the SDK's own httpx2 timeout still ends the wait."""
-    monkeypatch.setattr("imagegen.gemini.SDK_TIMEOUT_MARGIN", -0.8)
+    monkeypatch.setattr("imagegen.providers.gemini.client.SDK_TIMEOUT_MARGIN", -0.8)
     emu.enqueue(Outcome.hang(2.0))
     started = time.monotonic()
     with pytest.raises(AttemptTimeout, match="ReadTimeout") as info:

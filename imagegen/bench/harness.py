@@ -25,7 +25,7 @@ from .. import journal as journal_mod
 from ..journal import Journal, running
 from ..limiter import Limits, StartGate
 from ..planner import Job
-from ..provider import Generation, ImageProvider, ImageRequest, Usage
+from ..providers.base import Generation, ImageProvider, ImageRequest, Usage
 from ..retry import RetryPolicy
 from ..runner import Runner
 
@@ -335,7 +335,7 @@ def run_batch(
 ) -> Batch:
     """Run ``jobs`` as a new session through the real Runner and the real GeminiProvider
     (the :class:`StubProvider` when ``base_url`` is None)."""
-    from ..gemini import GeminiProvider
+    from ..providers.gemini.client import GeminiProvider
 
     journal = new_session(root, jobs)
     trace = Trace()

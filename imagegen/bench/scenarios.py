@@ -343,7 +343,7 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
         out_resume.append(float(ready) - started)
         to_run.append(int(count_text))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import imagegen.cli, imagegen.gemini"], check=True)
+    subprocess.run([sys.executable, "-c", "import imagegen.cli, imagegen.providers.gemini.client"], check=True)
     imports = time.perf_counter() - started
     label = f"{s.read_jobs:,}-job session"
     med = statistics.median
@@ -362,7 +362,7 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
         ),
         measure(
             "reads",
-            "fresh process: import imagegen.cli + imagegen.gemini (what --resume "
+            "fresh process: import imagegen.cli + imagegen.providers.gemini.client (what --resume "
             "loads before planning)",
             imports,
             "s",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# Finish and block reasons as the Gemini adapter records them (imagegen.gemini.read_generation,
+# Finish and block reasons as the Gemini adapter records them (imagegen.providers.gemini.client.read_generation,
 # Google's FinishReason enum) -> the words a person scanning the sheet needs.
 _REASON_LABELS = {
     "IMAGE_SAFETY": "safety block",

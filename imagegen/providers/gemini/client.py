@@ -1,6 +1,6 @@
 """The Gemini provider: the one module that imports google.genai (and httpx2).
 
-It builds a ``generateContent`` request from an :class:`~imagegen.provider.ImageRequest`, sends
+It builds a ``generateContent`` request from an :class:`~imagegen.providers.base.ImageRequest`, sends
 it through the google-genai SDK with the SDK's own retries off (the runner owns retries), and
 maps everything the SDK can raise or return into :mod:`imagegen.errors` at this boundary:
 
@@ -31,7 +31,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from .errors import (
+from ...errors import (
     AttemptTimeout,
     BadRequest,
     BatchStop,
@@ -41,8 +41,8 @@ from .errors import (
     RateLimited,
     ServerError,
 )
-from .images import sniff
-from .provider import Generation, ImageRequest, Usage
+from ...images import sniff
+from ..base import Checkpoint, Generation, ImageRequest, Usage
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
 
@@ -103,7 +103,7 @@ _MAX_MESSAGE = 400
 
 
 class GeminiProvider:
-    """An :class:`~imagegen.provider.ImageProvider` backed by the Gemini API.
+    """An :class:`~imagegen.providers.base.ImageProvider` backed by the Gemini API.
 
     One long-lived SDK client per provider; close it with :meth:`aclose` (or ``async with``).
     ``base_url`` overrides the API host, e.g. the emulator's; when None the SDK follows
@@ -135,7 +135,9 @@ class GeminiProvider:
             options.base_url = base_url
         self._client = genai.Client(api_key=self._api_key, http_options=options)
 
-    async def generate(self, request: ImageRequest) -> Generation:
+    async def generate(
+        self, request: ImageRequest, checkpoint: Checkpoint | None = None
+    ) -> Generation:
         """One attempt: send ``request`` and return the kept image.
 
         The attempt is bounded by ``request.timeout`` seconds. Raises only

@@ -1,11 +1,16 @@
 """The provider seam: one async method that turns an image request into a generation.
 
 A provider raises only :mod:`imagegen.errors` types; the runner never sees an SDK exception.
+A provider whose service queues work (fal) hands the runner a resume token through
+``checkpoint`` as soon as the service has accepted the request; the runner journals it, and a
+later attempt of the same job passes it back as ``ImageRequest.resume`` so the provider polls
+the request already paid for instead of submitting (and paying for) it again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -32,6 +37,7 @@ class ImageRequest:
     quality: str
     aspect: str
     timeout: float
+    resume: str | None = None  # a provider's request id journaled by an earlier attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +72,17 @@ class Generation:
     finish_reason: str | None
     usage: Usage
     model_version: str | None = None
+    request_id: str | None = None  # the provider's id of the request or response, if any
+
+
+#: Awaited with a provider's resume token (its request id) once the service has accepted a
+#: request; returns when the token is durable in the journal.
+Checkpoint = Callable[[str], Awaitable[None]]
 
 
 class ImageProvider(Protocol):
     """Anything that can generate one image. Raises :class:`imagegen.errors.ProviderError`."""
 
-    async def generate(self, request: ImageRequest) -> Generation: ...
+    async def generate(
+        self, request: ImageRequest, checkpoint: Checkpoint | None = None
+    ) -> Generation: ...
