@@ -3,6 +3,7 @@
     ImagegenError
     ├── InputError            bad workspace file, flag or journal; names the file/value and the fix
     │   └── SessionLocked     another process holds the session
+    ├── JournalError          the journal cannot be written (a full disk): the run stops, exit 3
     └── ProviderError         one attempt's failure; says whether another attempt can help
         ├── RateLimited       HTTP 429, per-minute quota; ``retry_after`` from RetryInfo
         ├── ServerError       HTTP 408/5xx, a dropped connection, a body that is not JSON
@@ -14,7 +15,8 @@
                               unknown model id (404)
 
 Exit codes (documented in the README): ``EXIT_OK`` all jobs completed, ``EXIT_FAILED`` some
-jobs failed, ``EXIT_USAGE`` usage or input error, ``EXIT_STOPPED`` the batch was stopped.
+jobs failed, ``EXIT_USAGE`` usage or input error, ``EXIT_STOPPED`` the batch was stopped,
+``EXIT_INTERRUPTED`` Ctrl-C before a session existed (128 + SIGINT, the shell's convention).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130
 
 
 class ImagegenError(Exception):
@@ -40,6 +43,12 @@ class InputError(ImagegenError):
 
 class SessionLocked(InputError):
     """Another process is running the session (an OS-level lock is held)."""
+
+
+class JournalError(ImagegenError):
+    """The session's journal cannot be written; what is on disk is consistent, resume later."""
+
+    exit_code = EXIT_STOPPED
 
 
 class ProviderError(ImagegenError):
@@ -100,16 +109,26 @@ class BatchStop(ProviderError):
         self.reason = reason
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 @contextmanager
 def unwrap_group() -> Iterator[None]:
-    """Re-raise the lone error of an exception group as itself.
+    """Re-raise an exception group's error as itself when it holds one kind of problem.
 
-    anyio task groups wrap every error in an ExceptionGroup; one error is reported as itself so
-    the CLI can name it in one line with its exit code.
+    anyio task groups wrap every error in an ExceptionGroup (nested per group). A lone error,
+    or several of our own errors (the same full disk seen by three workers), is re-raised as
+    its first error so the CLI can name it in one line with its exit code; anything else (a
+    bug) propagates whole.
     """
     try:
         yield
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from group
+        leaves = _leaves(group)
+        if len(leaves) == 1 or (leaves and all(isinstance(e, ImagegenError) for e in leaves)):
+            raise leaves[0] from group
         raise

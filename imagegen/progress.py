@@ -1,39 +1,31 @@
 """The progress display of seed 003 ("Progress Display"), live on a terminal, plain otherwise.
 
-:func:`view_of` folds a session document (and, while running, the pool's view) into a
-:class:`ProgressView`; :func:`render` formats it as the seed's text block. Both are pure. The
-shell is :class:`LiveDisplay` (rich) and :func:`plain_printer` (one line per event).
+:func:`view_of` folds a session (and, while it runs, the runner's view of the pool) into a
+:class:`ProgressView`; :func:`render` formats it as the seed's text block. Both are pure and know
+no source: the header lines are the ones the source recorded in the session config, and a job
+is shown by its title. The shell is :func:`live_display` (rich) and :func:`plain_printer`.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from . import pricing
+from . import providers
+from .model import TERMINAL, SessionState
+
+if TYPE_CHECKING:
+    from .executors.pool import Runner
 
 BAR_WIDTH = 20
-
-
-@dataclass
-class PoolView:
-    """What the progress display shows beyond the journal's counts (mutated by the runner)."""
-
-    in_flight: dict[str, int] = field(default_factory=dict)  # job id -> attempt number
-    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=5))
-    pause_until: float = 0.0
-    pause_reason: str | None = None
-    stop_reason: str | None = None
-    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +33,7 @@ class ProgressView:
     """Everything the display shows, already counted."""
 
     session_id: str
-    header: str
-    catalogs: str
+    header: tuple[str, ...]
     total: int
     counts: Mapping[str, int]
     cost_usd: float
@@ -52,71 +43,60 @@ class ProgressView:
     notice: str | None
 
 
-def _label(job: Mapping[str, Any]) -> str:
-    return f"[{job['id']}] {job['prompt_id']} + {job['combo']}"
-
-
-def _cfg(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key)
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value) or "all"
-    return str(value) if value else "all"
+def remaining_cost(state: SessionState) -> float:
+    """USD the unfinished jobs are expected to cost at published prices."""
+    total = 0.0
+    for js in state.jobs.values():
+        if js.status in TERMINAL or js.kept:
+            continue
+        job = js.job
+        info = providers.get(job.provider)
+        total += info.estimate(job.model, job.quality, job.aspect, len(job.references))
+    return total
 
 
 def view_of(
-    doc: Mapping[str, Any],
-    counts: Mapping[str, int],
-    pool: PoolView | None = None,
-    now: float | None = None,
+    state: SessionState, runner: Runner | None = None, now: float | None = None
 ) -> ProgressView:
-    """The display of a session: from the pool while it runs, from the journal otherwise."""
-    jobs = doc["jobs"]
-    index = {job["id"]: job for job in jobs}
-    if pool is not None:
+    """The display of a session: from the runner while it runs, from the journal otherwise."""
+    jobs = state.jobs
+    if runner is not None:
+        view = runner.view
         current = tuple(
-            f"→ {_label(index[j])} (attempt {n})" for j, n in list(pool.in_flight.items())
+            f"→ [{j}] {jobs[j].job.title} (attempt {n})" for j, n in list(view.in_flight.items())
         )
-        recent = tuple(line for _, line in list(pool.recent))
-        notice = pool.stop_reason and f"Stopping: {pool.stop_reason}; calls in flight finish"
-        if notice and pool.interrupted:
+        recent = tuple(view.recent)
+        notice = runner.stop_reason and f"Stopping: {runner.stop_reason}; calls in flight finish"
+        if notice and runner.interrupted:
             notice += " (Ctrl-C again cancels them)"
-        if not notice and now is not None and pool.pause_until > now:
-            notice = f"Paused {pool.pause_until - now:.0f}s: {pool.pause_reason}"
+        if not notice and now is not None and view.pause_until > now:
+            notice = f"Paused {view.pause_until - now:.0f}s: {view.pause_reason}"
     else:
         current = tuple(
-            f"→ {_label(j)} (attempt {j['attempts']})" for j in jobs if j["status"] == "running"
+            f"→ [{js.id}] {js.job.title} (attempt {js.attempts})"
+            for js in jobs.values()
+            if js.status == "running"
         )
         done = sorted(
-            (j for j in jobs if j["status"] in ("completed", "failed") and j["completed"]),
-            key=lambda j: (j["completed"], j["id"]),
+            (js for js in jobs.values() if js.status in ("completed", "failed") and js.completed),
+            key=lambda js: (js.completed or "", js.id),
             reverse=True,
         )[:5]
         recent = tuple(
-            f"✓ {_label(j)} → saved"
-            if j["status"] == "completed"
-            else f"✗ {_label(j)} → {j['error']}"
-            for j in done
+            f"✓ [{js.id}] {js.job.title} → saved"
+            if js.status == "completed"
+            else f"✗ [{js.id}] {js.job.title} → {js.error}"
+            for js in done
         )
-        notice = doc.get("stop_reason") and f"Stopped: {doc['stop_reason']}"
-    config = doc["config"]
-    header = (
-        f"Wardrobe: {_cfg(config, 'wardrobe')} | UI: {_cfg(config, 'ui_style')} | "
-        f"Quality: {config.get('quality', '?')}"
-    )
-    cost = sum(j["cost_usd"] or 0.0 for j in jobs)
-    remaining = sum(
-        pricing.estimate(j["model"], j["quality"], len(j["references"]))
-        for j in jobs
-        if j["status"] not in ("completed", "failed")
-    )
+        notice = state.stop_reason and f"Stopped: {state.stop_reason}"
+    header = state.config.get("header") or ()
     return ProgressView(
-        doc["session_id"],
-        header,
-        _cfg(config, "catalogs"),
+        state.session_id,
+        tuple(str(line) for line in header),
         len(jobs),
-        dict(counts),
-        cost,
-        remaining,
+        dict(state.counts),
+        state.summary().cost_usd,
+        remaining_cost(state),
         current,
         recent,
         notice or None,
@@ -125,20 +105,20 @@ def view_of(
 
 def render(view: ProgressView) -> str:
     """The seed's progress block, e.g. ``Progress: [████░░…] 60% (27/45)``."""
-    done = view.counts.get("completed", 0) + view.counts.get("failed", 0)
+    c = view.counts
+    done = c.get("completed", 0) + c.get("failed", 0) + c.get("skipped", 0)
     fraction = done / view.total if view.total else 1.0
     filled = round(fraction * BAR_WIDTH)
-    running = view.counts.get("running", 0)
-    pending = view.counts.get("pending", 0) + view.counts.get("retry", 0)
+    pending = c.get("pending", 0) + c.get("retry", 0)
+    skipped = f" | Skipped: {c.get('skipped', 0)}" if c.get("skipped") else ""
     lines = [
         f"[Session: {view.session_id}]",
-        view.header,
-        f"Catalogs: {view.catalogs}",
+        *view.header,
         "",
         f"Progress: [{'█' * filled}{'░' * (BAR_WIDTH - filled)}] {fraction:.0%} "
         f"({done}/{view.total})",
-        f"Running:  {running} | Completed: {view.counts.get('completed', 0)} | "
-        f"Failed: {view.counts.get('failed', 0)} | Pending: {pending}",
+        f"Running:  {c.get('running', 0)} | Completed: {c.get('completed', 0)} | "
+        f"Failed: {c.get('failed', 0)} | Pending: {pending}{skipped}",
         f"Cost:     ${view.cost_usd:.2f} so far"
         + (f", about ${view.remaining_usd:.2f} to go" if view.remaining_usd else ""),
     ]

@@ -1,104 +1,166 @@
-"""Picking up a session again: which jobs resume or retry runs, and what a crash left behind.
+"""Picking a session up again: what a crash left behind, and which jobs resume or retry runs.
 
-Rules (issue 3, "Verbs"): a completed job is never called again by ``--resume``; a job left
-``running`` by a crash whose planned output is a whole image of the right size is marked
-completed without a call, otherwise it returns to pending; ``--retry`` re-runs one job whatever
-its status (its old file is kept), or every failed job.
+Rules (issue 3, "Verbs", and the reliability issue): a completed job is never called again by
+``--resume``. A job a crash left ``running`` is adopted without a call when its attempt's
+temporary file holds a whole image (the proof it was paid for and written; see
+:mod:`imagegen.outputs`), or, for journals written before that rule, when its planned output is
+a whole image of the right size; otherwise it returns to pending. A completed job whose
+source's after-save step did not finish gets that step again. ``--retry`` first recovers
+interrupted jobs the same way, then re-runs the named jobs whatever their status (a completed
+one gets a new file; the old one is kept), or every failed job.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from . import pricing
 from .errors import InputError
-from .images import ImageInfo, sniff_file
+from .executors.pool import deliver, size_note
+from .images import sniff_file
 from .journal import Journal, now_iso
-from .runner import check_size
+from .model import RUNNABLE, Attempt, ImageMeta, JobState, JobUpdate
+from .outputs import Outputs, Placement, StorageError
+from .providers import ProviderInfo
+from .sources import AfterSave
 
-RUNNABLE = ("pending", "retry", "running")
 
-
-def _finished_image(entry: dict[str, Any]) -> ImageInfo | None:
-    if not entry["output"]:
+def _v1_output(state: JobState, info: ProviderInfo) -> Placement | None:
+    """Format-1 journals kept no temporary file: their planned output, if whole and right."""
+    if not state.output:
         return None
     try:
-        info = sniff_file(Path(entry["output"]))
+        image = sniff_file(Path(state.output))
     except (OSError, ValueError):
         return None
-    return info if check_size(entry, info) is None else None
+    if size_note(info, state, image) is not None:
+        return None
+    return Placement(Path(state.output), image)
 
 
-def _remove_partial_writes(entry: dict[str, Any]) -> None:
-    # write_atomic's temporary files (".NAME.PID.tmp") of a process that died mid-write.
-    folder = Path(entry["output_dir"])
-    if folder.is_dir():
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-async def recover_interrupted(journal: Journal) -> list[str]:
-    """Settle jobs a crash left ``running``; returns the ids that still need a call, in order."""
+async def recover_interrupted(
+    journal: Journal,
+    outputs: Outputs,
+    info: Callable[[str], ProviderInfo],
+    after_save: Callable[[str], AfterSave | None],
+) -> list[str]:
+    """Settle what a crash left: adopt the images interrupted attempts paid for and wrote,
+    finish after-save steps, return the rest to pending. Returns the ids still to run, in
+    plan order. Raises JournalError if the journal cannot be written."""
     todo: list[str] = []
-    for entry in journal.doc["jobs"]:
-        if entry["status"] == "running":
-            await anyio.to_thread.run_sync(_remove_partial_writes, entry)
-            info = await anyio.to_thread.run_sync(_finished_image, entry)
-            if info is not None:
-                await journal.record(
-                    entry["id"],
-                    status="completed",
-                    completed=now_iso(),
-                    error=None,
-                    cost_usd=round(
-                        pricing.estimate(
-                            entry["model"], entry["quality"], len(entry["references"])
-                        ),
-                        6,
-                    ),
-                    image={
-                        "format": info.format,
-                        "width": info.width,
-                        "height": info.height,
-                        "size_ok": True,
-                    },
-                    history={
-                        "attempt": entry["attempts"],
-                        "started": entry["started"],
-                        "ended": now_iso(),
-                        "outcome": "recovered after a crash",
-                    },
-                )
-                continue
-            await journal.record(entry["id"], status="pending", output=None)
-        if entry["status"] in RUNNABLE:
-            todo.append(entry["id"])
+    # A kill between an attempt's "completed" entry and the removal of its temporary file
+    # leaves the file (a second name of the saved image): remove those first.
+    leftovers = [
+        outputs.temp_path(Path(js.output), js.id, js.attempts)
+        for js in journal.state.jobs.values()
+        if js.status == "completed" and js.output and js.attempts
+    ]
+    await anyio.to_thread.run_sync(_remove_all, leftovers)
+    for state in list(journal.state.jobs.values()):
+        if state.status == "running":
+            state = await _settle_running(journal, outputs, info(state.job.provider), state)
+        if state.status == "completed" and state.delivery == "pending":
+            step = after_save(state.job.source)
+            if step is not None:
+                await deliver(journal, state, step)
+        if state.status in RUNNABLE:
+            todo.append(state.id)
     return todo
 
 
-async def prepare_retry(journal: Journal, job_id: str | None) -> list[str]:
-    """Return the job (or every failed job) to pending for another attempt; returns the ids.
+async def _settle_running(
+    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState
+) -> JobState:
+    placement: Placement | None = None
+    if state.output:
+        planned = Path(state.output)
+        try:
+            placement = await anyio.to_thread.run_sync(
+                outputs.adopt, state.job, state.id, state.attempts, planned
+            )
+        except StorageError:
+            placement = None
+        if placement is None and journal.state.version < 2:
+            placement = await anyio.to_thread.run_sync(_v1_output, state, info)
+    if placement is None:
+        return await journal.update(
+            state.id,
+            JobUpdate(status="pending", output=None),
+        )
+    job = state.job
+    price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
+    note = size_note(info, state, placement.info)
+    adopted = await journal.update(
+        state.id,
+        JobUpdate(
+            status="completed",
+            output=str(placement.path),
+            completed=now_iso(),
+            error=note,
+            error_kind="wrong_size" if note else None,
+            # The answer's usage died with the process: the published price stands in.
+            cost_usd=round((state.cost_usd or 0.0) + price, 6),
+            image=ImageMeta(
+                placement.info.format, placement.info.width, placement.info.height, not note
+            ),
+            resume=None,
+        ),
+        Attempt(
+            attempt=state.attempts,
+            started=state.started,
+            ended=now_iso(),
+            outcome="adopted after a crash",
+            output=str(placement.path),
+            cost_usd=round(price, 6),
+        ),
+    )
+    if state.output:
+        await anyio.to_thread.run_sync(
+            outputs.discard_temp, Path(state.output), state.id, state.attempts
+        )
+    return adopted
 
-    Raises InputError for an unknown job id or when there is nothing to retry.
-    """
-    if job_id is not None:
-        ids = {entry["id"] for entry in journal.doc["jobs"]}
-        wanted = job_id.zfill(3) if job_id.isdigit() else job_id
-        if wanted not in ids:
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        # A folder gone or read-only: nothing of ours to clean there.
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def parse_job_ids(journal: Journal, wanted: Sequence[str]) -> list[str]:
+    """Job ids as the user wrote them ("15", "015") -> the session's ids; InputError names
+    the first that is not in the session."""
+    ids = list(journal.state.jobs)
+    width = max((len(i) for i in ids), default=3)
+    out = []
+    for raw in wanted:
+        job_id = raw.strip()
+        if job_id.isdigit():
+            job_id = job_id.zfill(width)
+        if job_id not in journal.state.jobs:
             raise InputError(
-                f"session {journal.session_id} has no job {job_id!r}; jobs are 001 to "
-                f"{max(ids)} (see --status {journal.session_id})"
+                f"session {journal.session_id} has no job {raw!r}; jobs are {ids[0]} to "
+                f"{ids[-1]} (see --status {journal.session_id})"
             )
-        chosen = [wanted]
-    else:
-        chosen = [e["id"] for e in journal.doc["jobs"] if e["status"] == "failed"]
-        if not chosen:
-            raise InputError(
-                f"session {journal.session_id} has no failed jobs; retry one with --job ID"
-            )
-    for job in chosen:
-        await journal.record(job, status="pending", output=None, error=None)
+        if job_id not in out:
+            out.append(job_id)
+    return out
+
+
+async def prepare_retry(journal: Journal, job_ids: Sequence[str]) -> list[str]:
+    """Return the named jobs (or, when none are named, every failed job) to pending; returns
+    their ids. Raises InputError when there is nothing to retry."""
+    chosen = list(job_ids) or [js.id for js in journal.state.jobs.values() if js.status == "failed"]
+    if not chosen:
+        raise InputError(
+            f"session {journal.session_id} has no failed jobs; retry one with --job ID"
+        )
+    for job_id in chosen:
+        await journal.update(
+            job_id, JobUpdate(status="pending", output=None, error=None, error_kind=None)
+        )
     return chosen

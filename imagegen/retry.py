@@ -15,11 +15,16 @@ timeout                    5, 15, 30 s                                  4
 
 A circuit breaker: ``breaker_threshold`` server errors or timeouts in a row, across all jobs,
 pause the whole pool for ``breaker_pause`` seconds instead of letting every worker hammer a
-struggling service on its own.
+struggling service on its own; ``breaker_trips_to_stop`` trips with no success in between stop
+the batch (a service failing every call would otherwise be paid for in time for hours).
 
 Every job is also bounded in time (``max_elapsed``) and attempts (``max_attempts``), and each
 wait gets up to ``jitter`` x wait of random extra so that workers do not retry in lockstep.
-tenacity runs the loop; the clock and the sleep are injected.
+
+This module is the one place these rules live: :func:`call_with_retries` runs one job's
+attempts (the first bare, the rest under tenacity), :meth:`RetryPolicy.pool_pause` says when
+the whole pool waits, and :class:`Breaker` counts failures across jobs. The clock and the sleep
+are injected.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 
 from .errors import AttemptTimeout, InputError, ProviderError, RateLimited, ServerError
 
@@ -55,6 +61,7 @@ class RetryPolicy:
     jitter: float = 0.1
     breaker_threshold: int = 5
     breaker_pause: float = 60.0
+    breaker_trips_to_stop: int = 3
 
     def attempts_for(self, error: ProviderError) -> int:
         """How many attempts in all a job may spend on failures of this kind."""
@@ -75,6 +82,47 @@ class RetryPolicy:
         if error.retry_after is not None:
             return error.retry_after
         return self.server_error_wait
+
+    def pool_pause(self, error: ProviderError) -> tuple[float, str] | None:
+        """(seconds, reason) the whole pool waits after ``error``, or None.
+
+        A 429 means the project's quota is spent for now: every worker would hit it, so the
+        pool waits the server's ``retryDelay`` (else ``rate_limit_wait``).
+        """
+        if isinstance(error, RateLimited):
+            wait = error.retry_after if error.retry_after is not None else self.rate_limit_wait
+            return wait, "rate limited (429)"
+        return None
+
+
+class Breaker:
+    """Server errors and timeouts in a row across all jobs (seed 003's "API Handling").
+
+    :meth:`record` returns "pause" when ``breaker_threshold`` failures in a row trip it (the
+    count starts again), "stop" when it has tripped ``breaker_trips_to_stop`` times with no
+    success in between, else "ok". A success resets both counts.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0
+        self.trips = 0
+
+    def success(self) -> None:
+        self.failures = 0
+        self.trips = 0
+
+    def record(self, error: ProviderError) -> Literal["ok", "pause", "stop"]:
+        if not isinstance(error, ServerError | AttemptTimeout):
+            return "ok"
+        self.failures += 1
+        if self.failures < self.policy.breaker_threshold:
+            return "ok"
+        self.failures = 0
+        self.trips += 1
+        if self.trips >= self.policy.breaker_trips_to_stop:
+            return "stop"
+        return "pause"
 
 
 def load_policy(path: Path) -> RetryPolicy:
@@ -113,10 +161,11 @@ def retrying(
     Retries only retryable :class:`ProviderError`; re-raises the last error when attempts or
     time run out. ``before_sleep(error, wait)`` is awaited before each wait (to journal it).
     ``started`` is when the job's first attempt began on ``clock`` (default: now), the start
-    of ``max_elapsed``.
+    of ``max_elapsed``. tenacity's own ``stop_after_attempt`` bounds the attempts; the
+    per-kind counts and the elapsed time (on the injected clock, which tenacity's
+    ``stop_after_delay`` cannot use) are ours.
     """
-    if started is None:
-        started = clock()
+    begun = clock() if started is None else started
     per_kind: Counter[str] = Counter()
     rng = rng or _JITTER
     waits: dict[int, float] = {}
@@ -136,13 +185,16 @@ def retrying(
         waits[state.attempt_number] = delay + delay * policy.jitter * rng.random()
         return waits[state.attempt_number]
 
-    def stop(state: RetryCallState) -> bool:
-        error = _error(state)
-        return (
-            per_kind[error.kind] >= policy.attempts_for(error)
-            or state.attempt_number >= policy.max_attempts
-            or clock() + waits[state.attempt_number] - started > policy.max_elapsed
-        )
+    class stop_per_kind_or_time(stop_base):
+        """Stop when this kind of failure has used its attempts, or the next wait would take
+        the job past ``max_elapsed`` on the injected clock."""
+
+        def __call__(self, state: RetryCallState) -> bool:
+            error = _error(state)
+            return (
+                per_kind[error.kind] >= policy.attempts_for(error)
+                or clock() + waits[state.attempt_number] - begun > policy.max_elapsed
+            )
 
     async def _before_sleep(state: RetryCallState) -> None:
         if before_sleep is not None:
@@ -150,9 +202,47 @@ def retrying(
 
     return AsyncRetrying(
         retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
-        stop=stop,
+        stop=stop_after_attempt(policy.max_attempts) | stop_per_kind_or_time(),
         wait=wait,
         sleep=sleep,
         before_sleep=_before_sleep,
         reraise=True,
     )
+
+
+T = TypeVar("T")
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float] = time.monotonic,
+    before_sleep: Callable[[ProviderError, float], Awaitable[None]] | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails for good, or the policy gives up.
+
+    The first attempt runs bare: most jobs succeed at once, and tenacity's per-attempt
+    bookkeeping costs more CPU than the rest of the runner's work on a job. A retryable first
+    failure is replayed into tenacity as attempt 1, so waits, counts, journal entries and
+    ``max_elapsed`` are as if tenacity had run from the start. Raises the last ProviderError
+    (or anything else ``attempt`` raises) unchanged.
+    """
+    started = clock()
+    try:
+        return await attempt()
+    except ProviderError as first:
+        if not first.retryable:
+            raise
+        replay: ProviderError | None = first
+    controller = retrying(
+        policy, sleep=sleep, clock=clock, before_sleep=before_sleep, started=started
+    )
+    async for trial in controller:
+        with trial:
+            if replay is not None:
+                error, replay = replay, None
+                raise error
+            result = await attempt()
+    return result

@@ -1,26 +1,37 @@
-"""Running an open session: provider (or offline emulator), journal writer, pool and display."""
+"""Running an open session: provider, journal writer, recovery, pool, display, and the summary.
+
+The shell around the executor: it opens the provider named by the session (or the project's
+emulator offline), records who runs the session, settles what a crash left, runs the pool
+under Ctrl-C handling, and prints the summary and the contact sheet's path. The command line
+(:mod:`imagegen.cli`) calls :func:`run_session` with a :class:`~imagegen.journal.Journal` it
+has created or opened (and whose lock it holds).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import anyio
 from rich.console import Console
 
-from .budget import Budget
+from . import providers, sources
 from .errors import InputError, unwrap_group
-from .journal import Journal, running
-from .limiter import Limits, StartGate
+from .executors.budget import Budget
+from .executors.limiter import Limits, StartGate
+from .executors.pool import Runner, RunResult
+from .journal import Journal, current_owner
+from .model import SessionUpdate
+from .outputs import Outputs
 from .progress import live_display, plain_printer, render, view_of
+from .providers import ProviderInfo
 from .providers.base import ImageProvider
 from .recovery import prepare_retry, recover_interrupted
 from .report import write_report
 from .retry import RetryPolicy
-from .runner import Runner, RunResult
 
 OFFLINE_KEY = "offline-emulator-key"
 
@@ -36,157 +47,188 @@ class Settings:
     offline_latency: float = 1.0
     live: bool = False
     max_cost: float | None = None
-
-    def api_key(self) -> str:
-        """The key from GOOGLE_API_KEY or GEMINI_API_KEY (the SDK's order); raises InputError."""
-        if self.offline:
-            return OFFLINE_KEY
-        key = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
-        if not key:
-            raise InputError(
-                "no API key: set GEMINI_API_KEY (https://aistudio.google.com/apikey), "
-                "or pass --offline to use the built-in emulator"
-            )
-        return key
+    fsync: bool = True
 
 
-@asynccontextmanager
-async def open_provider(settings: Settings, api_key: str) -> AsyncIterator[ImageProvider]:
-    """The Gemini provider, pointed at an in-process emulator when ``settings.offline``."""
-    from .emulator import Emulator
-    from .providers.gemini.client import GeminiProvider
-
-    if settings.offline:
-        with Emulator(latency=settings.offline_latency) as emulator:
-            provider = GeminiProvider(api_key, base_url=emulator.base_url)
-            try:
-                yield provider
-            finally:
-                await provider.aclose()
-    else:
-        provider = GeminiProvider(api_key)
-        try:
-            yield provider
-        finally:
-            await provider.aclose()
+def api_key(info: ProviderInfo, offline: bool) -> str:
+    """The provider's key from its environment variables (in its SDK's order); InputError
+    naming them when none is set. Offline runs need none."""
+    if offline:
+        return OFFLINE_KEY
+    for name in info.key_vars:
+        if value := os.environ.get(name, "").strip():
+            return value
+    raise InputError(
+        f"no API key for {info.title}: set {' or '.join(reversed(info.key_vars))}, "
+        "or pass --offline to use the built-in emulator"
+    )
 
 
 async def run_session(
     journal: Journal,
-    job_ids: list[str] | None,
     settings: Settings,
-    api_key: str,
+    key: str,
     console: Console,
-    retry_job: str | None = None,
+    *,
     mode: str = "run",
+    job_ids: Sequence[str] = (),
 ) -> int:
     """Run a session and print its summary; returns the exit code.
 
-    ``mode`` "run" runs ``job_ids``; "resume" settles what a crash left and runs every
-    unfinished job; "retry" runs ``retry_job`` (or every failed job) again.
+    ``mode`` "run" runs every runnable job of a new session; "resume" settles what a crash
+    left and runs every unfinished job; "retry" settles the same, then runs ``job_ids`` (or
+    every failed job) again. Raises JournalError when the journal cannot be written.
     """
-    async with open_provider(settings, api_key) as provider:
-        result = await run_jobs(journal, job_ids, settings, provider, console, retry_job, mode)
+    info = providers.get(str(journal.state.config.get("provider", "gemini")))
+    async with info.open(key, settings.offline, settings.offline_latency) as provider:
+        result = await run_jobs(journal, settings, provider, info, console, mode, job_ids)
     console.print()
-    console.print(render(view_of(journal.doc, journal.counts())))
+    console.print(render(view_of(journal.state)))
     try:
         page = await anyio.to_thread.run_sync(
             write_report, journal.sessions_dir, journal.session_id
         )
         console.print(f"Contact sheet: {page}")
-    except OSError as exc:  # the images and the journal are safe; only the page is missing
+    except (OSError, InputError) as exc:  # the images and the journal are safe
         console.print(
             f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}"
         )
-    console.print(_closing_line(journal, result))
+    console.print(closing_line(journal, result))
     return result.exit_code
+
+
+def _after_save(name: str) -> sources.AfterSave | None:
+    return sources.get(name).after_save
 
 
 async def run_jobs(
     journal: Journal,
-    job_ids: list[str] | None,
     settings: Settings,
     provider: ImageProvider,
+    info: ProviderInfo,
     console: Console,
-    retry_job: str | None = None,
     mode: str = "run",
+    job_ids: Sequence[str] = (),
 ) -> RunResult:
-    """Hold the session, run the pool, and record how the run ended.
+    """Run the writer and the pool, and record who ran the session and how it ended.
 
     Ctrl-C once: nothing new starts, calls in flight finish. Twice: calls in flight are
     cancelled and their jobs return to pending.
     """
-    async with running(journal):
-        if mode == "resume":
-            job_ids = await recover_interrupted(journal)
-        elif mode == "retry":
-            job_ids = await prepare_retry(journal, retry_job)
-        await journal.record_session(state="running", stop_reason=None)
+    with unwrap_group():
+        return await _run_jobs(journal, settings, provider, info, console, mode, job_ids)
+
+
+async def _run_jobs(
+    journal: Journal,
+    settings: Settings,
+    provider: ImageProvider,
+    info: ProviderInfo,
+    console: Console,
+    mode: str,
+    job_ids: Sequence[str],
+) -> RunResult:
+    outputs = Outputs(
+        journal.session_id,
+        journal.sessions_dir / f"{journal.session_id}-kept",
+        fsync=settings.fsync,
+    )
+    async with journal.writing():
+        await journal.update_session(
+            SessionUpdate(state="running", stop_reason=None, owner=current_owner())
+        )
+        todo = await recover_interrupted(journal, outputs, providers.get, _after_save)
+        if mode == "retry":
+            todo = await prepare_retry(journal, job_ids)
         gate = StartGate(settings.limits)
         runner = Runner(
             journal,
             provider,
+            info,
             gate,
             policy=settings.policy,
             timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
-            budget=None if settings.max_cost is None else Budget(settings.max_cost),
+            budget=_budget(journal, info, settings.max_cost),
+            outputs=outputs,
+            after_save=_after_save,
         )
         display = (
-            live_display(
-                lambda: view_of(journal.doc, journal.counts(), runner.view, gate.now()), console
-            )
+            live_display(lambda: view_of(journal.state, runner, gate.now()), console)
             if settings.live
             else nullcontext()
         )
-        with display:
-            with unwrap_group():
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
-                    result = await runner.run(job_ids or [])
+        with display, unwrap_group():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
+                try:
+                    result = await runner.run(todo)
+                finally:
                     tg.cancel_scope.cancel()
-            if runner.view.interrupted:
-                result = runner.result()
+        if runner.interrupted:
+            result = runner.result()
         stop = result.stop_reason
-        await journal.record_session(state="stopped" if stop else "finished", stop_reason=stop)
+        await journal.update_session(
+            SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
+        )
     return result
+
+
+def _budget(journal: Journal, info: ProviderInfo, limit: float | None) -> Budget | None:
+    """The run's budget, knowing the dearest thinking any earlier call of the session used."""
+    if limit is None:
+        return None
+    budget = Budget(limit)
+    for state in journal.state.jobs.values():
+        job = state.job
+        price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
+        for attempt in state.history:
+            if attempt.outcome == "completed" and attempt.cost_usd is not None:
+                budget.settled_calls += 1
+                budget.thinking_seen = max(budget.thinking_seen, attempt.cost_usd - price)
+    return budget
 
 
 async def _watch_interrupts(runner: Runner, scope: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            if runner.view.interrupted:
+            if runner.interrupted:
                 scope.cancel()  # second Ctrl-C: cancel the calls in flight
                 return
-            runner.view.interrupted = True
+            runner.interrupted = True
             runner.stop("interrupted (Ctrl-C)")
 
 
-async def link_child(parent: Journal, child_id: str) -> None:
-    """Record an upgrade session on its parent; the parent changes in no other way."""
-    async with running(parent):
-        await parent.record_session(children=[*parent.doc.get("children", []), child_id])
-
-
-def _closing_line(journal: Journal, result: RunResult) -> str:
+def closing_line(journal: Journal, result: RunResult) -> str:
+    """The last line of a run: what happened, counted from the journal, and what to do next."""
     sid = journal.session_id
+    counts = journal.state.summary()
+    left = counts.unfinished
+    pending = f"{left} job(s) still to run; " if left else ""
     if result.stop_reason and result.stop_reason.startswith("budget"):
         return (
             f"Stopped at the budget: ${result.spent_usd or 0:.2f} spent, the next job would "
-            f"pass {result.stop_reason.removeprefix('budget reached ')}. "
-            f"{result.pending} job(s) pending; "
+            f"pass {result.stop_reason.removeprefix('budget reached ')}. {pending}"
             f"continue with: image-gen.sh --resume {sid} --max-cost USD"
         )
     if result.stop_reason and result.stop_reason.startswith("interrupted"):
-        return f"Interrupted. Continue with: image-gen.sh --resume {sid}"
+        return f"Interrupted. {pending}Continue with: image-gen.sh --resume {sid}"
     if result.stop_reason:
         return (
-            f"Batch stopped: {result.stop_reason}. Check the API key, permissions and quota, "
-            f"then continue with: image-gen.sh --resume {sid}"
+            f"Batch stopped: {result.stop_reason}. {pending}"
+            f"Continue with: image-gen.sh --resume {sid}"
         )
-    if result.failed:
+    done = counts.counts.get("completed", 0)
+    skipped = counts.counts.get("skipped", 0)
+    failed = counts.counts.get("failed", 0)
+    tally = f"{done} completed" + (f", {skipped} skipped" if skipped else "")
+    if failed:
         return (
-            f"{result.failed} job(s) failed: see jq '.jobs[] | select(.status==\"failed\")' "
+            f"{failed} job(s) failed ({tally}): see jq '.jobs[] | select(.status==\"failed\")' "
             f"{journal.snapshot_path}; retry them with image-gen.sh --retry {sid}"
         )
-    return f"All {result.completed} jobs completed. Journal: {journal.snapshot_path}"
+    if left:
+        return f"{tally}; {pending}continue with: image-gen.sh --resume {sid}"
+    if skipped:
+        return f"Every job done: {tally}. Journal: {journal.snapshot_path}"
+    return f"All {done} jobs completed. Journal: {journal.snapshot_path}"

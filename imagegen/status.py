@@ -1,17 +1,16 @@
-"""``--status``: the list of sessions, one session's progress display, live or as JSON.
+"""``--status``: the list of sessions, one session's progress, live or as JSON.
 
-Reads journals only (:func:`imagegen.journal.load`), never writes them, needs no key. A session
-is "running" while another process holds its lock.
+Reads journals only (:func:`imagegen.journal.load`): never writes them, never takes a session's
+lock, needs no key. Whether a session is running is what its journal says plus whether the
+process it names is alive (:func:`imagegen.journal.owner_alive`).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import filelock
 import orjson
 from rich import box
 from rich.console import Console
@@ -19,64 +18,69 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from . import sessionfiles as journal_mod
+from . import journal as journal_mod
 from .errors import InputError
+from .model import SessionState
 from .progress import render, view_of
 
 
+def run_state(state: SessionState) -> str:
+    """ "running" (its process is alive), "finished", "stopped", "interrupted" (its process
+    died, or was stopped by Ctrl-C twice), or "new" (never run)."""
+    if state.state in ("finished", "stopped"):
+        return state.state
+    if state.state == "running":
+        return "running" if journal_mod.owner_alive(state.owner) else "interrupted"
+    return "new"
+
+
 def is_running(sessions_dir: Path, session_id: str) -> bool:
-    """True if a process holds the session's lock right now."""
-    lock = filelock.FileLock(str(sessions_dir / f"{session_id}.lock"))
+    """True if a live process is running the session now."""
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return True
-    lock.release()
-    return False
+        return run_state(journal_mod.load(sessions_dir, session_id)) == "running"
+    except InputError:
+        return False
 
 
-def state_of(sessions_dir: Path, doc: dict[str, Any]) -> str:
-    """running (locked by a process), finished, stopped, or interrupted (died or Ctrl-C)."""
-    if is_running(sessions_dir, doc["session_id"]):
-        return "running"
-    if doc.get("state") in ("finished", "stopped"):
-        return str(doc["state"])
-    return "interrupted" if doc.get("state") == "running" else "new"
+def _job_row(js: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": js.id, "title": js.job.title, **extra}
 
 
-def session_summary(sessions_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
+def session_summary(state: SessionState) -> dict[str, Any]:
     """What ``--status --json`` prints for one session."""
-    failed = [
-        {"id": j["id"], "prompt_id": j["prompt_id"], "combo": j["combo"], "error": j["error"]}
-        for j in doc["jobs"]
-        if j["status"] == "failed"
-    ]
-    running = [
-        {"id": j["id"], "prompt_id": j["prompt_id"], "combo": j["combo"], "attempt": j["attempts"]}
-        for j in doc["jobs"]
-        if j["status"] == "running"
-    ]
+    jobs = state.jobs.values()
     return {
-        "session_id": doc["session_id"],
-        "started": doc["started"],
-        "updated": doc.get("updated"),
-        "state": state_of(sessions_dir, doc),
-        "stop_reason": doc.get("stop_reason"),
-        "parent": doc.get("parent"),
-        "children": doc.get("children", []),
-        "config": doc["config"],
-        "summary": doc["summary"],
-        "running": running,
-        "failed": failed,
+        "session_id": state.session_id,
+        "started": state.started,
+        "updated": state.updated,
+        "state": run_state(state),
+        "stop_reason": state.stop_reason,
+        "parent": state.parent,
+        "children": list(state.children),
+        "config": state.config,
+        "summary": state.summary().as_dict(),
+        "running": [_job_row(js, attempt=js.attempts) for js in jobs if js.status == "running"],
+        "failed": [
+            _job_row(js, error=js.error, error_kind=js.error_kind)
+            for js in jobs
+            if js.status == "failed"
+        ],
+        "kept": [_job_row(js, kept=js.kept) for js in jobs if js.kept],
     }
 
 
+def _config_line(config: dict[str, Any]) -> str:
+    """What a session makes, in a few words: its source's facts and the size tier."""
+    facts = [str(v) for _, v in config.get("facts") or ()]
+    return " ".join([*facts, str(config.get("quality", ""))]).replace(", ", ",")
+
+
 def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int:
-    """Print every session: id, started, state, counts, config."""
-    rows = []
+    """Print every session: id, state, counts, cost, what it generates."""
+    rows: list[dict[str, Any]] = []
     for session_id in journal_mod.list_sessions(sessions_dir):
         try:
-            rows.append(session_summary(sessions_dir, journal_mod.load(sessions_dir, session_id)))
+            rows.append(session_summary(journal_mod.load(sessions_dir, session_id)))
         except InputError as exc:
             rows.append({"session_id": session_id, "error": str(exc)})
     if as_json:
@@ -93,31 +97,31 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
         if "error" in row:
             table.add_row(row["session_id"], "unreadable", "", "", "", "", row["error"])
             continue
-        s, c = row["summary"], row["config"]
+        s = row["summary"]
         table.add_row(
             row["session_id"],
             row["state"],
-            f"{s['completed']}/{s['total']}",
+            f"{s['completed'] + s['skipped']}/{s['total']}",
             str(s["failed"]),
             str(s["pending"] + s["retry"] + s["running"]),
             f"${s['cost_usd']:.2f}",
-            f"{c.get('wardrobe')} {c.get('ui_style') or 'all'} {','.join(c.get('catalogs', []))} "
-            f"{c.get('quality')}",
+            _config_line(row["config"]),
         )
     console.print(table)
     return 0
 
 
-def render_session(sessions_dir: Path, doc: dict[str, Any]) -> str:
-    """The seed's progress block for a session, with its state and the errors of failed jobs."""
-    counts = Counter(job["status"] for job in doc["jobs"])
-    lines = [render(view_of(doc, counts)), "", f"State: {state_of(sessions_dir, doc)}"]
-    failed = [j for j in doc["jobs"] if j["status"] == "failed"]
+def render_session(state: SessionState) -> str:
+    """The seed's progress block for a session, with its state and what needs attention."""
+    lines = [render(view_of(state)), "", f"State: {run_state(state)}"]
+    kept = [js for js in state.jobs.values() if js.kept]
+    if kept:
+        lines += ["", f"Paid images kept in the spool (placed by --resume): {len(kept)}"]
+        lines += [f"  ! [{js.id}] {js.job.title}: {js.kept}" for js in kept[:10]]
+    failed = [js for js in state.jobs.values() if js.status == "failed"]
     if failed:
         lines += ["", "Failed:"]
-        lines += [
-            f"  ✗ [{j['id']}] {j['prompt_id']} + {j['combo']}: {j['error']}" for j in failed[:20]
-        ]
+        lines += [f"  ✗ [{js.id}] {js.job.title}: {js.error}" for js in failed[:20]]
         if len(failed) > 20:
             lines.append(f"  … and {len(failed) - 20} more (--json lists them all)")
     return "\n".join(lines)
@@ -132,20 +136,37 @@ def show_session(
     watch: bool,
     interval: float = 1.0,
 ) -> int:
-    """Print one session; with ``watch``, redraw from the journal until no process runs it."""
-    doc = journal_mod.load(sessions_dir, session_id)
+    """Print one session; with ``watch``, follow it from the journal until no process runs
+    it: redrawn in place on a terminal, one block per change otherwise."""
+    state = journal_mod.load(sessions_dir, session_id)
     if as_json:
         console.file.write(
-            orjson.dumps(session_summary(sessions_dir, doc), option=orjson.OPT_INDENT_2).decode()
-            + "\n"
+            orjson.dumps(session_summary(state), option=orjson.OPT_INDENT_2).decode() + "\n"
         )
         return 0
     if not watch:
-        console.print(render_session(sessions_dir, doc))
+        console.print(render_session(state))
         return 0
-    with Live(Text(render_session(sessions_dir, doc)), console=console, auto_refresh=False) as live:
-        while is_running(sessions_dir, session_id):
+    if not console.is_terminal:
+        return _watch_plain(sessions_dir, session_id, console, interval)
+    with Live(Text(render_session(state)), console=console, auto_refresh=False) as live:
+        while run_state(state) == "running":
             time.sleep(interval)
-            doc = journal_mod.load(sessions_dir, session_id)
-            live.update(Text(render_session(sessions_dir, doc)), refresh=True)
+            state = journal_mod.load(sessions_dir, session_id)
+            live.update(Text(render_session(state)), refresh=True)
     return 0
+
+
+def _watch_plain(sessions_dir: Path, session_id: str, console: Console, interval: float) -> int:
+    """``--status --watch`` into a pipe or a log: a block now and whenever something changes."""
+    last = ""
+    while True:
+        state = journal_mod.load(sessions_dir, session_id)
+        text = render_session(state)
+        if text != last:
+            console.file.write(f"{time.strftime('%H:%M:%S')}\n{text}\n\n")
+            console.file.flush()
+            last = text
+        if run_state(state) != "running":
+            return 0
+        time.sleep(interval)

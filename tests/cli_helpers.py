@@ -82,8 +82,15 @@ def only_session(root: Path) -> str:
 
 
 def load(root: Path, session_id: str) -> dict[str, Any]:
-    """The session through imagegen's own reader (snapshot plus event log)."""
-    return journal_mod.load(root / SESSIONS, session_id)
+    """The session through imagegen's own reader (snapshot plus event log), as the snapshot's
+    JSON document (what jq sees)."""
+    doc = journal_mod.encode_session(journal_mod.load(root / SESSIONS, session_id))
+    return orjson.loads(orjson.dumps(doc))
+
+
+def prompt_of(doc: dict[str, Any], job: dict[str, Any]) -> str:
+    """A job's whole prompt text from a session document (parts are stored once in ``texts``)."""
+    return "".join(doc["texts"][key] for key in job["prompt"])
 
 
 def snapshot(root: Path, session_id: str) -> dict[str, Any]:

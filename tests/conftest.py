@@ -15,9 +15,14 @@ import anyio
 import pytest
 from PIL import Image
 
+from imagegen import providers
 from imagegen.errors import ProviderError
-from imagegen.providers.base import Generation, ImageRequest, Usage
-from imagegen.sizes import pixel_size
+from imagegen.journal import Journal
+from imagegen.model import Job, JobState, Usage
+from imagegen.providers.base import Checkpoint, Generation, ImageRequest
+from imagegen.providers.gemini import tier_size as pixel_size
+from imagegen.sources import RunDefaults
+from imagegen.sources.combos import Selection, plan_jobs
 
 
 @cache
@@ -118,6 +123,7 @@ class FakeProvider:
     sleep: Callable[[float], object] | None = None
     on_call: Callable[[ImageRequest], None] | None = None
     size_override: tuple[int, int] | None = None
+    thought_tokens: int = 100
 
     def enqueue(self, *outcomes: object, match: str | None = None) -> None:
         self.scripts.append((match, deque(outcomes)))
@@ -128,7 +134,9 @@ class FakeProvider:
                 return queue.popleft()
         return "image"
 
-    async def generate(self, request: ImageRequest) -> Generation:
+    async def generate(
+        self, request: ImageRequest, checkpoint: Checkpoint | None = None
+    ) -> Generation:
         self.calls[request.prompt] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -149,7 +157,12 @@ class FakeProvider:
                 png_bytes(*size),
                 "image/png",
                 "STOP",
-                Usage(prompt_tokens=800, output_tokens=1120, thought_tokens=100, image_tokens=1120),
+                Usage(
+                    prompt_tokens=800,
+                    output_tokens=1120,
+                    thought_tokens=self.thought_tokens,
+                    image_tokens=1120,
+                ),
             )
         finally:
             self.in_flight -= 1
@@ -202,3 +215,30 @@ class VirtualClock:
                 event.set()
             else:
                 await anyio.sleep(0.001)
+
+
+def gemini_defaults(quality: str = "1K", aspect: str = "1:1") -> RunDefaults:
+    info = providers.get("gemini")
+    return RunDefaults(info, info.default_model, quality, aspect)
+
+
+def plan_combos(ws: Workspace, *, quality: str = "1K", aspect: str = "1:1", **kw: Any) -> list[Job]:
+    """Jobs of the combos source for the test workspace (zip-hoodie, catalogs v1.0 and v2.0)."""
+    base: dict[str, Any] = {
+        "wardrobes": ("zip-hoodie",),
+        "catalogs": ("v1.0", "v2.0"),
+        "combos_root": ws.combos,
+        "catalogs_root": ws.catalogs,
+        "output": ws.root / "out",
+    }
+    base.update(kw)
+    return plan_jobs(Selection(**base), gemini_defaults(quality, aspect))
+
+
+def new_journal(ws: Workspace, sessions: Path, *, fsync: bool = False, **kw: Any) -> Journal:
+    """A new session (holding its lock) of the test workspace's jobs: 3 hoodie combos x the 2
+    catalog v1.0 prompts for zip-hoodie, 6 jobs (unless ``kw`` selects others)."""
+    kw.setdefault("catalogs", ("v1.0",))
+    jobs = plan_combos(ws, **kw)
+    config = {"quality": "1K", "provider": "gemini", "source": "combos", "header": ["test"]}
+    return Journal.create(sessions, config, [JobState(j) for j in jobs], fsync=fsync)

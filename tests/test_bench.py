@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from imagegen import bench
-from imagegen.limiter import Limits
+from imagegen.executors.limiter import Limits
 
 
 def test_ideal_wall_is_jobs_times_latency_over_concurrency_without_spacing() -> None:

@@ -22,7 +22,11 @@ import pytest
 
 from imagegen import journal as journal_mod
 from imagegen.emulator import Emulator, Outcome
-from imagegen.planner import Job, PlanRequest, plan
+from imagegen.journal import Journal
+from imagegen.model import Job, JobUpdate, SessionUpdate
+from imagegen.providers import get as provider
+from imagegen.sources import RunDefaults
+from imagegen.sources.combos import Selection, plan_jobs
 
 from .cli_helpers import (
     FAST,
@@ -37,6 +41,7 @@ from .cli_helpers import (
     only_session,
     png_file,
     pngs,
+    prompt_of,
     run_cli,
     session_ids,
     snapshot,
@@ -83,7 +88,9 @@ def emu(monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Iterator[Emulator]:
 def tiny_plan(**kw: Any) -> list[Job]:
     """The plan the CLI makes for TINY (to script outcomes by each job's exact prompt)."""
     args: dict[str, Any] = {"wardrobes": ("zip-hoodie",), "catalogs": ("v1.0",)} | kw
-    return plan(PlanRequest(**args))
+    quality = args.pop("quality", "1K")
+    info = provider("gemini")
+    return plan_jobs(Selection(**args), RunDefaults(info, info.default_model, quality, "1:1"))
 
 
 def flat(text: str) -> str:
@@ -94,7 +101,7 @@ def flat(text: str) -> str:
 def calls(emu: Emulator, doc: dict[str, Any]) -> dict[str, int]:
     """Images the emulator handed out per job id (prompts are unique per job)."""
     generated = emu.generated
-    return {job["id"]: generated[job["prompt"]] for job in doc["jobs"]}
+    return {job["id"]: generated[prompt_of(doc, job)] for job in doc["jobs"]}
 
 
 # -- the sample batch ------------------------------------------------------------------------
@@ -279,7 +286,7 @@ def test_resume_after_a_batch_stop_runs_only_unfinished_jobs(
     sid = _stopped_session(ws, emu, capsys, jobs)
     doc = load(ws.root, sid)
     assert [j["status"] for j in doc["jobs"]] == ["completed", "completed", *["pending"] * 4]
-    assert doc["jobs"][2]["attempts"] == 1 and doc["jobs"][2]["error"].startswith("batch_stop")
+    assert doc["jobs"][2]["attempts"] == 1 and doc["jobs"][2]["error_kind"] == "batch_stop"
     assert doc["state"] == "stopped" and "403" in doc["stop_reason"]
     assert calls(emu, doc) == {"001": 1, "002": 1, "003": 0, "004": 0, "005": 0, "006": 0}
     first_outputs = {j["id"]: j["output"] for j in doc["jobs"][:2]}
@@ -327,47 +334,44 @@ def test_same_selection_while_unfinished_exits_2_suggesting_resume_and_new_overr
     assert load(ws.root, sid)["summary"]["pending"] == 4  # the first one is left as it was
 
 
-def test_resume_after_a_crash_settles_running_jobs_by_their_output_file(
+def test_resume_after_a_crash_adopts_the_images_interrupted_attempts_wrote(
     ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A crash leaves jobs ``running``: one whose planned output is a whole image of the right
-    size is completed without a call; a missing or truncated output is generated again."""
+    """A crash leaves jobs ``running``. One whose attempt wrote and fsynced its image (the
+    temporary file) is completed without a call, linked to its final name; one with nothing
+    written, or a truncated temporary file, is generated again. A file that merely sits at the
+    planned name (another session's, a copy) is never taken as this job's result."""
     jobs = tiny_plan()
     sid = _stopped_session(ws, emu, capsys, jobs)
     sessions = ws.root / SESSIONS
     before = load(ws.root, sid)
     entries = by_id(before)
 
+    def planned(jid: str) -> Path:
+        return Path(
+            entries[jid]["target"]
+            .replace("{time}", "2025-01-15-14-30-22")
+            .replace("{quality}", "1K")
+        )
+
+    def temp(jid: str) -> Path:
+        return planned(jid).with_name(f".imagegen-{sid}-{jid}-a1.tmp")
+
     # What a SIGKILL in the middle of three calls leaves: `running` with their planned outputs.
-    saved = png_file(
-        Path(entries["004"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png", (1024, 1024)
-    )
-    missing = Path(entries["005"]["output_dir"]) / "2025-01-15-14-30-22-GN01-1K.png"
-    cut = truncated_png(
-        Path(entries["006"]["output_dir"]) / "2025-01-15-14-30-22-ZH01-1K.png", (1024, 1024)
-    )
+    whole = png_file(temp("004"), (1024, 1024))  # written and fsynced, not linked yet
+    cut = truncated_png(temp("006"), (1024, 1024))  # killed while writing
+    foreign = png_file(planned("005"), (1024, 1024))  # not this attempt's: no temp file
     _edit_journal(
         sessions,
         sid,
         {
-            "004": {
+            jid: {
                 "status": "running",
                 "attempts": 1,
                 "started": "2025-01-15T14:30:22",
-                "output": str(saved),
-            },
-            "005": {
-                "status": "running",
-                "attempts": 1,
-                "started": "2025-01-15T14:30:22",
-                "output": str(missing),
-            },
-            "006": {
-                "status": "running",
-                "attempts": 1,
-                "started": "2025-01-15T14:30:22",
-                "output": str(cut),
-            },
+                "output": str(planned(jid)),
+            }
+            for jid in ("004", "005", "006")
         },
         state="running",
     )
@@ -380,15 +384,17 @@ def test_resume_after_a_crash_settles_running_jobs_by_their_output_file(
     job = by_id(doc)
     assert all(j["status"] == "completed" for j in doc["jobs"])
     assert calls(emu, doc) == {"001": 1, "002": 1, "003": 1, "004": 0, "005": 1, "006": 1}
-    assert job["004"]["output"] == str(saved) and job["004"]["attempts"] == 1
-    assert job["004"]["history"][-1]["outcome"] == "recovered after a crash"
+    assert job["004"]["output"] == str(planned("004")) and job["004"]["attempts"] == 1
+    assert job["004"]["history"][-1]["outcome"] == "adopted after a crash"
     assert job["004"]["image"] == {"format": "PNG", "width": 1024, "height": 1024, "size_ok": True}
     assert job["004"]["cost_usd"] > 0
+    assert image_size(job["004"]["output"]) == (1024, 1024) and not whole.exists()
     for jid in ("005", "006"):
         assert job[jid]["attempts"] == 2
-        assert job[jid]["output"] != str(cut)
         assert image_size(job[jid]["output"]) == (1024, 1024)
-    assert cut.exists()  # a damaged file is left where it was, never taken as a result
+    assert job["005"]["output"] != str(foreign) and foreign.exists()
+    assert not cut.exists()  # a temporary file that is not a whole image is removed
+    assert not list(planned("004").parent.glob(".imagegen-*"))
 
 
 def _edit_journal(
@@ -397,12 +403,12 @@ def _edit_journal(
     """Change jobs through imagegen's own journal writer (as the crashed run would have)."""
 
     async def edit() -> None:
-        journal = journal_mod.open_session(sessions, sid)
-        async with journal_mod.running(journal):
-            for job_id, fields in changes.items():
-                await journal.record(job_id, **fields)
-            if session:
-                await journal.record_session(**session)
+        with Journal.open(sessions, sid) as journal:
+            async with journal.writing():
+                for job_id, fields in changes.items():
+                    await journal.update(job_id, JobUpdate(**fields))
+                if session:
+                    await journal.update_session(SessionUpdate(**session))
 
     anyio.run(edit)
 
@@ -422,7 +428,7 @@ def test_retry_reruns_failed_jobs_or_one_job_and_keeps_old_files(
     assert "2 job(s) failed" in r.out
     doc = load(ws.root, sid)
     assert [j["id"] for j in doc["jobs"] if j["status"] == "failed"] == ["003", "005"]
-    assert by_id(doc)["003"]["error"].startswith("bad_request")
+    assert by_id(doc)["003"]["error_kind"] == "bad_request"
     assert by_id(doc)["005"]["finish_reason"] == "PROMPT_BLOCKED:SAFETY"
     old_002 = by_id(doc)["002"]
 
@@ -658,8 +664,8 @@ def test_upgrade_regenerates_completed_images_from_the_parent_outputs(
         assert job["output"].endswith("-2K.png")
         assert image_size(job["output"]) == (2048, 2048)
         assert Path(parent_job["output"]).exists()
-        assert emu.generated[job["prompt"]] == 1
-        assert job["prompt"].startswith(parent_job["prompt"])
+        assert emu.generated[prompt_of(child, job)] == 1
+        assert prompt_of(child, job).startswith(prompt_of(parent_before, parent_job))
 
     parent_after = load(ws.root, parent_id)
     assert parent_after["children"] == [child_id]
@@ -780,16 +786,18 @@ def test_a_second_process_never_cuts_the_log_of_a_running_session(
             "the resumed session to be running",
             proc,
         )
-        real_load = journal_mod._load
+        from imagegen.journal import writer
 
-        def load_then_let_the_runner_log(sessions: Path, session_id: str) -> Any:
-            result = real_load(sessions, session_id)
+        real_read = writer.read
+
+        def read_then_let_the_runner_log(sessions: Path, session_id: str) -> Any:
+            result = real_read(sessions, session_id)
             size = log.stat().st_size
             wait_for(lambda: log.stat().st_size > size, 30, "the runner's next change", proc)
             return result
 
         with monkeypatch.context() as m:
-            m.setattr(journal_mod, "_load", load_then_let_the_runner_log)
+            m.setattr(writer, "read", read_then_let_the_runner_log)
             r = run_cli(capsys, "--resume", sid, *FAST)
         assert r.code == 2 and "being run by another process" in r.err
         emu.latency = 0.0
@@ -916,7 +924,7 @@ def test_offline_session_is_retried_offline_without_a_key_in_the_seed_journal_fo
 
     r = run_cli(capsys, "--retry", sid, "--job", "003", "--offline-latency", "0", *FAST, *seed)
     assert r.code == 0, r.out + r.err
-    doc = journal_mod.load(ws.root / "Result_images/.sessions", sid)
+    doc = journal_mod.encode_session(journal_mod.load(ws.root / "Result_images/.sessions", sid))
     assert by_id(doc)["003"]["attempts"] == 2 and len(pngs(ws.root)) == 7
 
     r = run_cli(capsys, "--status", *seed)

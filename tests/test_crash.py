@@ -21,8 +21,8 @@ import pytest
 
 from imagegen import journal as journal_mod
 from imagegen.emulator import Emulator
-from imagegen.sizes import pixel_size
-from imagegen.status import state_of
+from imagegen.providers.gemini import tier_size as pixel_size
+from imagegen.status import run_state
 
 from .cli_helpers import (
     RESULTS,
@@ -31,7 +31,9 @@ from .cli_helpers import (
     SESSIONS,
     Proc,
     image_size,
+    load,
     pngs,
+    prompt_of,
     spawn,
     statuses_in_log,
     whole_lines,
@@ -141,7 +143,7 @@ def _trigger(
     if mode == "answered":
         generated = run.emu.generated
         return any(
-            generated[job["prompt"]] > start_generated[job["prompt"]]
+            generated[prompt_of(create, job)] > start_generated[prompt_of(create, job)]
             and status[job["id"]] != "completed"
             for job in create["jobs"]
         )
@@ -184,12 +186,13 @@ def _after_kill(run: Run, mode: str, start_lines: int) -> None:
     snap_path = journal_mod.snapshot_path(sessions, run.sid)
     if snap_path.exists():  # absent only if the kill came between the log's first line and it
         orjson.loads(snap_path.read_bytes())  # the snapshot always parses (jq can read it)
-    doc = journal_mod.load(sessions, run.sid)  # and imagegen can read the session
-    if doc["state"] == "running":  # the dead process held the lock: the OS released it
-        assert state_of(sessions, doc) == "interrupted"
+    state = journal_mod.load(sessions, run.sid)  # and imagegen can read the session
+    if state.state == "running":  # the journal names the dead process: not running any more
+        assert run_state(state) == "interrupted"
+    doc = load(run.root, run.sid)
     generated = run.emu.generated
     jobs = doc["jobs"]
-    completed = {j["id"]: generated[j["prompt"]] for j in jobs if j["status"] == "completed"}
+    completed = {j["id"]: generated[prompt_of(doc, j)] for j in jobs if j["status"] == "completed"}
     for job in jobs:
         if job["status"] == "completed":  # recorded only once the image is whole on disk
             assert image_size(run.root / job["output"]) == pixel_size(job["quality"], job["aspect"])
@@ -241,7 +244,7 @@ def test_sigkill_at_many_points_then_resume_completes_every_job_once(tmp_path: P
 
     assert run.sid is not None
     sessions = tmp_path / SESSIONS
-    doc = journal_mod.load(sessions, run.sid)
+    doc = load(tmp_path, run.sid)
     snap = orjson.loads(journal_mod.snapshot_path(sessions, run.sid).read_bytes())
     assert snap["jobs"] == doc["jobs"] and snap["summary"] == doc["summary"]
     jobs = doc["jobs"]
@@ -254,13 +257,13 @@ def test_sigkill_at_many_points_then_resume_completes_every_job_once(tmp_path: P
     running_at_kill = Counter(j for kill in run.kills for j in kill.running)
     twice = {}
     for job in jobs:
-        count = generated[job["prompt"]]
+        count = generated[prompt_of(doc, job)]
         assert 1 <= count <= 1 + running_at_kill[job["id"]], (job["id"], count, run.kills)
         if count > 1:
             twice[job["id"]] = count
     for kill in run.kills:
         for job_id, count in kill.completed.items():
-            prompt = next(j["prompt"] for j in jobs if j["id"] == job_id)
+            prompt = next(prompt_of(doc, j) for j in jobs if j["id"] == job_id)
             assert generated[prompt] == count, f"{job_id} was generated again after it completed"
 
     # Outputs: whole PNGs of the right size, each named by the journal; temp files never are.
@@ -270,12 +273,12 @@ def test_sigkill_at_many_points_then_resume_completes_every_job_once(tmp_path: P
         assert job["output"].endswith(".png") and not Path(job["output"]).name.startswith(".")
         assert image_size(tmp_path / job["output"]) == pixel_size(job["quality"], job["aspect"])
         assert job["image"]["size_ok"] is True
-        assert job["history"][-1]["outcome"] in ("completed", "recovered after a crash")
+        assert job["history"][-1]["outcome"] in ("completed", "adopted after a crash")
     assert {str(p.relative_to(tmp_path)) for p in pngs(tmp_path)} == set(outputs)
-    leftovers = sorted((tmp_path / RESULTS).rglob("*.tmp"))
-    assert not {str(p.relative_to(tmp_path)) for p in leftovers} & set(outputs)
+    leftovers = sorted((tmp_path / RESULTS).rglob("*.tmp")) + sorted(sessions.glob("*.tmp"))
+    assert not leftovers, leftovers  # every attempt's temporary file was adopted or removed
 
-    recovered = [j["id"] for j in jobs if j["history"][-1]["outcome"] == "recovered after a crash"]
+    recovered = [j["id"] for j in jobs if j["history"][-1]["outcome"] == "adopted after a crash"]
     in_flight_kills = sum(1 for kill in run.kills if kill.running)
     summary = (
         f"{len(run.kills)} kills ({', '.join(k.mode for k in run.kills)}), {in_flight_kills} with "

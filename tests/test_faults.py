@@ -10,16 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 from imagegen import journal as journal_mod
+from imagegen import providers
 from imagegen.emulator import Emulator, Outcome
+from imagegen.executors.limiter import Limits, StartGate
+from imagegen.executors.pool import Runner, RunResult
+from imagegen.journal import Journal
+from imagegen.model import Job, JobState
+from imagegen.providers.base import Checkpoint, Generation, ImageRequest
 from imagegen.providers.gemini.client import GeminiProvider
-from imagegen.limiter import Limits, StartGate
-from imagegen.planner import Job
-from imagegen.providers.base import Generation, ImageRequest
 from imagegen.retry import RetryPolicy
-from imagegen.runner import Runner, RunResult
 
 from .conftest import VirtualClock, write_image
 
@@ -31,19 +34,16 @@ def make_jobs(tmp: Path, count: int) -> list[Job]:
     return [
         Job(
             id=f"{n:03d}",
-            wardrobe="zip-hoodie",
-            ui_style="Studio",
-            combo=f"C-U-{n:03d}",
-            catalog="v1.0",
-            prompt_id=f"ZH{n:03d}_storm",
-            short_id=f"ZH{n:03d}",
+            source="combos",
+            title=f"storm {n:03d}",
+            group=("storm", f"{n:03d}", "image"),
             prompt_file=f"catalog_v1.0/ZH{n:03d}_storm.md",
-            prompt=f"storm job {n:03d} .",
+            prompt_parts=(f"storm job {n:03d} .",),
             references=(ref,),
+            target=str(tmp / "out" / f"{n:03d}" / "{time}-ZH-{quality}.png"),
             quality="1K",
             aspect="1:1",
             model="gemini-3-pro-image",
-            output_dir=str(tmp / "out" / f"{n:03d}"),
         )
         for n in range(1, count + 1)
     ]
@@ -59,7 +59,9 @@ async def run_with_emulator(
 ) -> tuple[RunResult, dict[str, Any], list[float], int]:
     """Run ``jobs`` through the real SDK; returns the result, the journal, the start grants
     (virtual seconds) and the peak of our own calls in flight."""
-    journal = journal_mod.create(tmp / "sessions", {"quality": "1K"}, jobs, fsync=False)
+    journal = Journal.create(
+        tmp / "sessions", {"provider": "gemini"}, [JobState(j) for j in jobs], fsync=False
+    )
     gate = StartGate(limits, clock=clock, sleep=clock.sleep)
     grants: list[float] = []
     grant = gate.wait_turn
@@ -73,11 +75,11 @@ async def run_with_emulator(
     real_generate = provider.generate
     calls = {"now": 0, "peak": 0}
 
-    async def counted(request: ImageRequest) -> Generation:
+    async def counted(request: ImageRequest, checkpoint: Checkpoint | None = None) -> Generation:
         calls["now"] += 1
         calls["peak"] = max(calls["peak"], calls["now"])
         try:
-            return await real_generate(request)
+            return await real_generate(request, checkpoint)
         finally:
             calls["now"] -= 1
 
@@ -85,19 +87,23 @@ async def run_with_emulator(
     runner = Runner(
         journal,
         provider,
+        providers.get("gemini"),
         gate,
         policy=RetryPolicy(jitter=0.0),
         timeout=timeout,
         clock=clock,
         sleep=clock.sleep,
     )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(clock.drive)
-        async with journal_mod.running(journal):
-            result = await runner.run([j.id for j in jobs])
-        tg.cancel_scope.cancel()
+    with journal:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.drive)
+            async with journal.writing():
+                result = await runner.run([j.id for j in jobs])
+            tg.cancel_scope.cancel()
     await provider.aclose()
-    return result, journal_mod.load(tmp / "sessions", journal.session_id), grants, calls["peak"]
+    state = journal_mod.load(tmp / "sessions", journal.session_id)
+    doc = orjson.loads(orjson.dumps(journal_mod.encode_session(state)))
+    return result, doc, grants, calls["peak"]
 
 
 TRANSIENT = [
@@ -156,7 +162,7 @@ async def test_a_storm_of_mixed_faults_recovers_within_limits_paying_once(
             assert entry["status"] == "completed", (job_id, entry["history"])
         else:
             assert entry["status"] == "failed" and entry["attempts"] == 1
-            assert want in (entry["finish_reason"] or entry["error"]), entry
+            assert want in (entry["finish_reason"] or entry["error_kind"]), entry
     # Nobody paid twice: one generation per completed job, none for the terminal ones ...
     for job in jobs:
         paid = generated[job.prompt]

@@ -27,8 +27,14 @@ from imagegen.errors import (
     RateLimited,
     ServerError,
 )
-from imagegen.providers.gemini.client import ERROR_MAP, STATUS_MAP, GeminiProvider, map_error, read_generation
 from imagegen.providers.base import ImageRequest, Reference
+from imagegen.providers.gemini.client import (
+    ERROR_MAP,
+    STATUS_MAP,
+    GeminiProvider,
+    map_error,
+    read_generation,
+)
 
 PRO = "gemini-3-pro-image"
 # Shaped like a real key, so both the exact-key and the pattern scrubbing are exercised.

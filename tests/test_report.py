@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import orjson
 import pytest
 from PIL import Image
 
@@ -19,6 +20,7 @@ from imagegen import journal as journal_mod
 from imagegen.cli import main
 from imagegen.emulator import Emulator, Outcome
 from imagegen.errors import EXIT_FAILED, EXIT_OK, InputError
+from imagegen.model import Job, JobState, SessionState
 from imagegen.report import build_sheet, failure_label, report_dir, write_report
 from imagegen.report.page import Gallery, format_duration, render_page
 
@@ -39,7 +41,8 @@ class Sample:
     upgrade: str  # the 4 completed jobs of `first` again at 2K
 
     def doc(self, session_id: str) -> dict[str, Any]:
-        return journal_mod.load(self.sessions, session_id)
+        state = journal_mod.load(self.root / self.sessions, session_id)
+        return orjson.loads(orjson.dumps(journal_mod.encode_session(state)))
 
 
 @pytest.fixture(scope="module")
@@ -220,66 +223,78 @@ def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:
 
 def test_journal_text_is_escaped() -> None:
     evil = '<script>alert("x")</script>'
-    job = {
-        "id": "001",
-        "wardrobe": "w",
-        "ui_style": "<i>UI</i>",
-        "combo": "C&1",
-        "catalog": "v1",
-        "prompt_id": "P<1>",
-        "prompt_file": "f.md",
-        "prompt": evil,
-        "references": [],
-        "quality": "1K",
-        "aspect": "1:1",
-        "status": "failed",
-        "attempts": 1,
-        "output": None,
-        "error": f"bad_request: {evil}",
-        "finish_reason": None,
-        "started": None,
-        "completed": None,
-        "cost_usd": None,
-        "image": None,
-    }
-    doc = {
-        "session_id": "S",
-        "state": "finished",
-        "config": {"wardrobe": evil},
-        "jobs": [job],
-        "summary": {"total": 1, "failed": 1},
-    }
-    markup = render_page(build_sheet(doc), Gallery({}, {}, {}))
+    job = Job(
+        id="001",
+        source="combos",
+        title="P<1> + C&1",
+        group=("v1 · <i>UI</i>", "P<1>", "C&1"),
+        prompt_file="f.md",
+        prompt_parts=(evil,),
+        references=(),
+        target="out/{time}.png",
+        quality="1K",
+        aspect="1:1",
+        model="gemini-3-pro-image",
+        labels=(("wardrobe", evil),),
+    )
+    failed = JobState(job, status="failed", attempts=1, error=evil, error_kind="bad_request")
+    state = SessionState(
+        version=2,
+        session_id="S",
+        started="2026-01-01T00:00:00",
+        updated="2026-01-01T00:00:00",
+        config={"facts": [["wardrobe", evil]]},
+        jobs={"001": failed},
+        state="finished",
+    )
+    markup = render_page(build_sheet(state), Gallery({}, {}, {}))
     assert "<script>alert" not in markup and "<i>UI" not in markup and "P<1>" not in markup
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in markup
     assert markup.count("<script>") == 1  # the page's own image check
 
 
+def _failed(finish_reason: str | None, error: str | None, kind: str | None) -> JobState:
+    job = Job("001", "combos", "t", ("s", "r", "c"), "f.md", ("p",), (), "o.png", "1K", "1:1", "m")
+    return JobState(job, status="failed", finish_reason=finish_reason, error=error, error_kind=kind)
+
+
 @pytest.mark.parametrize(
-    ("finish_reason", "error", "label"),
+    ("finish_reason", "error", "kind", "label"),
     [
-        ("IMAGE_SAFETY", "no_image: no image (finish reason IMAGE_SAFETY)", "safety block"),
-        ("PROMPT_BLOCKED:OTHER", "no_image: the prompt was blocked (OTHER)", "prompt blocked"),
-        ("TEXT_ONLY", "no_image: no image, the model answered: no", "text, no image"),
-        ("NO_IMAGE", "no_image: no image (finish reason NO_IMAGE)", "no image"),
-        ("RECITATION", "no_image: no image (finish reason RECITATION)", "recitation block"),
+        ("IMAGE_SAFETY", "no image (finish reason IMAGE_SAFETY)", "no_image", "safety block"),
+        ("PROMPT_BLOCKED:OTHER", "the prompt was blocked (OTHER)", "no_image", "prompt blocked"),
+        ("TEXT_ONLY", "no image, the model answered: no", "no_image", "text, no image"),
+        ("NO_IMAGE", "no image (finish reason NO_IMAGE)", "no_image", "no image"),
+        ("RECITATION", "no image (finish reason RECITATION)", "no_image", "recitation block"),
         (
             None,
-            "rate_limited: HTTP 429 RESOURCE_EXHAUSTED: You exceeded your current quota",
+            "HTTP 429 RESOURCE_EXHAUSTED: You exceeded your current quota",
+            "rate_limited",
             "quota",
         ),
-        (None, "batch_stop: HTTP 429 ... (per-day quota GenerateRequestsPerDay)", "quota"),
-        (None, "batch_stop: HTTP 403 PERMISSION_DENIED", "stopped"),
-        (None, "timeout: no answer within 90 s", "timeout"),
-        (None, "server_error: HTTP 503 UNAVAILABLE", "server error"),
-        (None, "bad_request: HTTP 400 INVALID_ARGUMENT", "bad request"),
-        (None, "reference image unreadable: combos/x/ui.png", "reference unreadable"),
-        (None, "something new", "failed"),
-        (None, None, None),
+        (None, "HTTP 429 ... (per-day quota GenerateRequestsPerDay)", "batch_stop", "quota"),
+        (None, "HTTP 403 PERMISSION_DENIED", "batch_stop", "stopped"),
+        (None, "no answer within 90 s", "timeout", "timeout"),
+        (None, "HTTP 503 UNAVAILABLE", "server_error", "server error"),
+        (None, "HTTP 400 INVALID_ARGUMENT", "bad_request", "bad request"),
+        (
+            None,
+            "reference image unreadable: combos/x/ui.png",
+            "reference_unreadable",
+            "reference unreadable",
+        ),
+        (None, "cannot write out/x.png: no space left", "write_failed", "write failed"),
+        (None, "something new", "something_new", "failed"),
+        (None, None, None, None),
+        # Format-1 journals kept the kind as the message's prefix.
+        (None, "server_error: HTTP 503 UNAVAILABLE", None, "server error"),
+        (None, "reference image unreadable: combos/x/ui.png", None, "reference unreadable"),
     ],
 )
-def test_failure_labels(finish_reason: str | None, error: str | None, label: str | None) -> None:
-    assert failure_label(finish_reason, error) == label
+def test_failure_labels(
+    finish_reason: str | None, error: str | None, kind: str | None, label: str | None
+) -> None:
+    assert failure_label(_failed(finish_reason, error, kind)) == label
 
 
 def test_durations_read_like_a_person_would_write_them() -> None:
@@ -352,7 +367,7 @@ def test_in_a_browser_every_job_shows_and_no_image_is_broken(
         assert sorted(page.jobs) == sorted(j["id"] for j in jobs)
         for job in jobs:
             if job["status"] == "failed":
-                label = failure_label(job["finish_reason"], job["error"])
+                label = failure_label(journal_mod.load(sample.sessions, session_id).jobs[job["id"]])
                 assert label and label in page.visible[job["id"]]
 
     shot = tmp_path / "report.png"

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from imagegen import journal as journal_mod
+from imagegen import providers
 from imagegen.errors import (
     AttemptTimeout,
     BadRequest,
@@ -21,12 +22,13 @@ from imagegen.errors import (
     RateLimited,
     ServerError,
 )
-from imagegen.limiter import Limits, StartGate
-from imagegen.planner import Job, PlanRequest, plan
+from imagegen.executors.limiter import Limits, StartGate
+from imagegen.executors.pool import Runner, RunResult
+from imagegen.journal import Journal
+from imagegen.model import Job, JobState
 from imagegen.retry import RetryPolicy
-from imagegen.runner import Runner, RunResult
 
-from .conftest import FakeProvider, VirtualClock, Workspace
+from .conftest import FakeProvider, VirtualClock, Workspace, plan_combos
 
 NO_JITTER = RetryPolicy(jitter=0.0)
 FAST_LIMITS = Limits(3, 0.0, 1000)
@@ -47,14 +49,7 @@ class Run:
 
 def jobs_of(ws: Workspace, **kw: Any) -> list[Job]:
     args: dict[str, Any] = {"wardrobes": ("zip-hoodie",), "catalogs": ("v1.0",)} | kw
-    return plan(
-        PlanRequest(
-            combos_root=ws.combos,
-            catalogs_root=ws.catalogs,
-            output=ws.root / "out",
-            **args,
-        )
-    )
+    return plan_combos(ws, **args)
 
 
 @pytest.fixture
@@ -77,7 +72,8 @@ async def run_jobs(
     provider.on_call = lambda req: starts.append((clock.now, req.prompt))
     provider.sleep = clock.sleep
     sessions = ws.root / "sessions"
-    journal = journal_mod.create(sessions, {"quality": "1K"}, jobs, fsync=False)
+    config = {"quality": "1K", "provider": "gemini", "source": "combos"}
+    journal = Journal.create(sessions, config, [JobState(j) for j in jobs], fsync=False)
     gate = StartGate(limits, clock=clock, sleep=clock.sleep)
     grant = gate.wait_turn
 
@@ -90,12 +86,21 @@ async def run_jobs(
 
     gate.wait_turn = recorded_turn  # type: ignore[method-assign]
     grants: list[float] = []
-    runner = Runner(journal, provider, gate, policy=policy, clock=clock, sleep=clock.sleep)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(clock.drive)
-        async with journal_mod.running(journal):
-            result = await runner.run([j.id for j in jobs])
-        tg.cancel_scope.cancel()
+    runner = Runner(
+        journal,
+        provider,
+        providers.get("gemini"),
+        gate,
+        policy=policy,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with journal:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.drive)
+            async with journal.writing():
+                result = await runner.run([j.id for j in jobs])
+            tg.cancel_scope.cancel()
     doc = orjson.loads(journal.snapshot_path.read_bytes())
     return Run(result, doc, clock, starts, grants, sessions)
 
@@ -110,7 +115,7 @@ async def test_every_job_completes_with_an_image_of_the_tier_size(
     assert run.doc["summary"]["completed"] == len(jobs) == 6
     for entry in run.doc["jobs"]:
         path = Path(entry["output"])
-        assert path.parent == Path(entry["output_dir"]) and path.name.endswith(
+        assert path.parent == Path(entry["target"]).parent and path.name.endswith(
             f"-{entry['short_id']}-1K.png"
         )
         with Image.open(path) as img:
@@ -176,7 +181,7 @@ async def test_server_errors_wait_15s_and_give_up_after_3_attempts(
     entry = run.job("001")
     assert (entry["status"], entry["attempts"]) == ("failed", 3)
     assert [h["wait"] for h in entry["history"]] == [15.0, 15.0, None]
-    assert entry["error"].startswith("server_error: HTTP 503")
+    assert entry["error_kind"] == "server_error" and entry["error"].startswith("HTTP 503")
     assert run.result.exit_code == 1
 
 
@@ -212,7 +217,7 @@ async def test_terminal_outcomes_fail_at_once(
     failed = [j for j in run.doc["jobs"] if j["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["attempts"] == 1
     assert failed[0]["finish_reason"] == finish_reason and failed[0]["output"] is None
-    assert not list(Path(failed[0]["output_dir"]).glob("*.png"))
+    assert not list(Path(failed[0]["target"]).parent.glob("*.png"))
     assert run.result.exit_code == 1 and run.clock.slept == []
 
 
@@ -265,10 +270,13 @@ async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(
         "error",
         "started",
         "completed",
+        "error_kind",
         "catalog",
         "prompt_id",
         "ui_style",
         "wardrobe",
+        "prompt_file",
+        "combo",
         "quality",
         "model",
         "references",
@@ -281,72 +289,131 @@ async def test_journal_is_in_the_seed_schema_and_replays_from_the_log(
     # The event log alone rebuilds the same session.
     (run.sessions / f"{doc['session_id']}-session.json").unlink()
     rebuilt = journal_mod.load(run.sessions, doc["session_id"])
-    assert [j["status"] for j in rebuilt["jobs"]] == [j["status"] for j in doc["jobs"]]
+    assert [j.status for j in rebuilt.jobs.values()] == [j["status"] for j in doc["jobs"]]
 
 
 @pytest.mark.asyncio
-async def test_a_full_disk_fails_the_job_cleanly_and_a_retry_completes_it(
+async def test_a_full_disk_keeps_the_paid_image_stops_the_batch_and_resume_places_it(
     workspace: Workspace,
     clock: VirtualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Nowhere to save: the bytes go to the spool, nothing new starts, no second call."""
     import errno
+    import os
 
-    from imagegen import runner as runner_mod
-    from imagegen.recovery import prepare_retry
+    from imagegen.outputs import Outputs
+    from imagegen.recovery import recover_interrupted
 
-    real_write = runner_mod.write_atomic
+    real_link = os.link
 
-    def full_disk(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
-    monkeypatch.setattr(runner_mod, "write_atomic", full_disk)
-    jobs = jobs_of(workspace, combos=("C-U-000",), prompts=("ZH01",))
-    run = await run_jobs(workspace, jobs, FakeProvider(), clock)
+    monkeypatch.setattr("imagegen.outputs.os.link", full_disk)
+    jobs = jobs_of(workspace, combos=("C-U-000",), catalogs=("v1.0", "v2.0"))  # 3 jobs
+    provider = FakeProvider()
+    run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(1, 0.0, 1000))
+    assert run.result.exit_code == 3 and "no space left on device" in (run.result.stop_reason or "")
     entry = run.job("001")
-    assert entry["status"] == "failed" and "No space left on device" in entry["error"]
-    assert entry["cost_usd"] == pytest.approx(0.1385)  # paid for, though it could not be saved
-    assert not list(Path(entry["output_dir"]).glob("*.png"))
-    # Room again: retrying the job completes it, and the journal has both attempts.
-    monkeypatch.setattr(runner_mod, "write_atomic", real_write)
-    journal = journal_mod.open_session(run.sessions, run.doc["session_id"], fsync=False)
-    runner = Runner(journal, FakeProvider(), StartGate(Limits(1, 0.0, 60)), policy=NO_JITTER)
-    async with journal_mod.running(journal):
-        result = await runner.run(await prepare_retry(journal, "001"))
+    assert entry["status"] == "pending" and entry["error_kind"] == "write_failed"
+    assert entry["cost_usd"] == pytest.approx(0.1385)  # paid for, and kept
+    kept = Path(entry["kept"])
+    assert kept.parent == run.sessions / f"{run.doc['session_id']}-kept"
+    with Image.open(kept) as img:
+        assert img.size == (1024, 1024)
+    # The second call started while the first image was being saved; it is kept too. The
+    # third never starts: the broken destination stopped the batch.
+    assert run.job("002")["kept"] and run.job("003")["kept"] is None
+    assert sum(provider.calls.values()) == 2
+    assert not list(Path(entry["target"]).parent.glob("*.png"))
+    # Room again: resume places the kept images without a call, then runs the last job.
+    monkeypatch.setattr("imagegen.outputs.os.link", real_link)
+    again = FakeProvider()
+    with Journal.open(run.sessions, run.doc["session_id"], fsync=False) as journal:
+        outputs = Outputs(journal.session_id, kept.parent, fsync=False)
+        runner = Runner(
+            journal,
+            again,
+            providers.get("gemini"),
+            StartGate(Limits(1, 0.0, 60)),
+            policy=NO_JITTER,
+            outputs=outputs,
+        )
+        async with journal.writing():
+            todo = await recover_interrupted(journal, outputs, providers.get, lambda _n: None)
+            result = await runner.run(todo)
     assert result.exit_code == 0
-    assert journal_mod.load(run.sessions, journal.session_id)["jobs"][0]["attempts"] == 2
+    state = journal_mod.load(run.sessions, journal.session_id)
+    placed = state.jobs["001"]
+    assert placed.status == "completed" and placed.kept is None
+    assert placed.history[-1].outcome == "placed from the spool"
+    assert Path(placed.output or "").is_file() and not kept.exists()
+    assert placed.cost_usd == pytest.approx(0.1385)  # the one payment, not two
+    assert state.jobs["002"].status == "completed"
+    assert sum(again.calls.values()) == 1  # only job 003 was called
 
 
 @pytest.mark.asyncio
 async def test_the_budget_stops_exactly_where_the_arithmetic_says(
     workspace: Workspace, clock: VirtualClock
 ) -> None:
-    from imagegen.budget import Budget, reservation
+    from imagegen.executors.budget import Budget
 
     jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"), combos=("C-U-000", "C-U-001"))  # 6 jobs
-    held = reservation("gemini-3-pro-image", "1K", 3)  # 0.134 + 3 x 0.0011 + 0.01
-    # Room for three reservations and a cent more: the fourth call must not start, even
-    # though three calls were in flight at once.
-    budget = Budget(limit=3 * held + 0.01)
-    journal = journal_mod.create(workspace.root / "sessions", {}, jobs, fsync=False)
+    budget = Budget(limit=0.0)
+    held = budget.reservation(0.134 + 3 * 0.0011)  # the price + 0.01 for thinking tokens
+    # Room for three reservations and a cent more: the fourth call must not start.
+    budget.limit = 3 * held + 0.01
+    result, journal = await _run_budget(workspace, jobs, clock, budget, FakeProvider())
+    assert result.exit_code == 3 and (result.stop_reason or "").startswith("budget reached")
+    statuses = [journal.job(j.id).status for j in jobs]
+    assert statuses.count("completed") == 3 and statuses.count("pending") == 3, statuses
+    # Each image cost 0.134 + 3 x 0.0011 + 100 thinking tokens x $12/1M = 0.1385.
+    assert result.spent_usd == pytest.approx(3 * 0.1385)
+    assert budget.spent <= budget.limit and budget.reserved == pytest.approx(0.0)
+
+
+@pytest.mark.asyncio
+async def test_the_budget_holds_when_the_server_reports_huge_thinking_counts(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    """20,000 thinking tokens ($0.24) a call took a $0.50 ceiling to $1.14 before: the first
+    call now runs alone and the rest reserve the dearest thinking seen."""
+    from imagegen.executors.budget import Budget
+
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"), combos=("C-U-000", "C-U-001"))
+    provider = FakeProvider(thought_tokens=20_000)
+    budget = Budget(limit=0.50)
+    result, _ = await _run_budget(workspace, jobs, clock, budget, provider)
+    assert result.exit_code == 3
+    assert result.spent_usd is not None and result.spent_usd <= 0.50
+    assert provider.max_in_flight == 1  # the reservation after the first was too dear to pair
+    per_call = 0.134 + 3 * 0.0011 + 20_000 * 12 / 1_000_000
+    assert result.spent_usd == pytest.approx(per_call)  # one call fits, the second would not
+
+
+async def _run_budget(
+    ws: Workspace, jobs: list[Job], clock: VirtualClock, budget: Any, provider: FakeProvider
+) -> tuple[RunResult, Journal]:
+    config = {"provider": "gemini"}
+    journal = Journal.create(ws.root / "sessions", config, [JobState(j) for j in jobs], fsync=False)
     gate = StartGate(Limits(3, 0.0, 1000), clock=clock, sleep=clock.sleep)
+    provider.sleep = clock.sleep
     runner = Runner(
         journal,
-        FakeProvider(),
+        provider,
+        providers.get("gemini"),
         gate,
         policy=NO_JITTER,
         clock=clock,
         sleep=clock.sleep,
         budget=budget,
     )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(clock.drive)
-        async with journal_mod.running(journal):
-            result = await runner.run([j.id for j in jobs])
-        tg.cancel_scope.cancel()
-    assert result.exit_code == 3 and (result.stop_reason or "").startswith("budget reached")
-    statuses = [journal.job(j.id)["status"] for j in jobs]
-    assert statuses.count("completed") == 3 and statuses.count("pending") == 3, statuses
-    # Each image cost 0.134 + 3 x 0.0011 + 100 thinking tokens x $12/1M = 0.1385.
-    assert result.spent_usd == pytest.approx(3 * 0.1385)
-    assert budget.spent <= budget.limit and budget.reserved == pytest.approx(0.0)
+    with journal:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.drive)
+            async with journal.writing():
+                result = await runner.run([j.id for j in jobs])
+            tg.cancel_scope.cancel()
+    return result, journal

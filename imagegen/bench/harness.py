@@ -21,13 +21,14 @@ from typing import Any, cast
 import anyio
 from PIL import Image
 
-from .. import journal as journal_mod
-from ..journal import Journal, running
-from ..limiter import Limits, StartGate
-from ..planner import Job
-from ..providers.base import Generation, ImageProvider, ImageRequest, Usage
+from .. import providers
+from ..executors.limiter import Limits, StartGate
+from ..executors.pool import Runner
+from ..journal import Journal, current_owner
+from ..model import Job, JobState, SessionUpdate, Usage
+from ..outputs import Outputs
+from ..providers.base import Checkpoint, Generation, ImageProvider, ImageRequest
 from ..retry import RetryPolicy
-from ..runner import Runner
 
 SCENARIOS = ("slots", "scale", "large", "reads", "storm")
 MODEL = "gemini-3-pro-image"
@@ -192,19 +193,19 @@ def make_jobs(root: Path, count: int, quality: str = "1K") -> list[Job]:
         jobs.append(
             Job(
                 id=job_id,
-                wardrobe="bench",
-                ui_style="Studio",
-                combo=combo,
-                catalog="catalog_bench",
-                prompt_id=f"{prompt_id}_bench",
-                short_id=prompt_id,
+                source="combos",
+                title=f"{prompt_id}_bench + {combo}",
+                group=("bench · Studio", f"{prompt_id}_bench", combo),
                 prompt_file=f"catalog_bench/{prompt_id}_bench.md",
-                prompt=f"Benchmark job {job_id}: {PROMPT}",
+                prompt_parts=(PROMPT, f" Benchmark job {job_id}."),
                 references=tuple(paths),
+                target=str(
+                    root / "out" / prompt_id / combo / f"{{time}}-{prompt_id}-{{quality}}.png"
+                ),
                 quality=quality,
                 aspect="1:1",
                 model=MODEL,
-                output_dir=str(root / "out" / prompt_id / combo),
+                labels=(("combo", combo), ("prompt_id", f"{prompt_id}_bench")),
             )
         )
     return jobs
@@ -218,9 +219,12 @@ def new_session(root: Path, jobs: list[Job], *, fsync: bool = True) -> Journal:
         "quality": jobs[0].quality,
         "aspect": "1:1",
         "model": MODEL,
+        "provider": "gemini",
+        "source": "combos",
+        "header": ["Benchmark"],
         "offline": True,
     }
-    return journal_mod.create(root / "sessions", config, jobs, fsync=fsync)
+    return Journal.create(root / "sessions", config, [JobState(j) for j in jobs], fsync=fsync)
 
 
 @dataclass
@@ -246,10 +250,12 @@ class TracedProvider:
     def __init__(self, inner: ImageProvider, trace: Trace) -> None:
         self.inner, self.trace = inner, trace
 
-    async def generate(self, request: ImageRequest) -> Generation:
+    async def generate(
+        self, request: ImageRequest, checkpoint: Checkpoint | None = None
+    ) -> Generation:
         started = time.monotonic()
         try:
-            return await _StepTimed(self.inner.generate(request), self.trace)
+            return await _StepTimed(self.inner.generate(request, checkpoint), self.trace)
         finally:
             self.trace.calls.append((started, time.monotonic()))
 
@@ -318,7 +324,9 @@ class StubProvider:
 
         self.png = render_png("plain", 1024, 1024, digest="5ab1e5")
 
-    async def generate(self, request: ImageRequest) -> Generation:
+    async def generate(
+        self, request: ImageRequest, checkpoint: Checkpoint | None = None
+    ) -> Generation:
         await anyio.lowlevel.checkpoint()
         return Generation(self.png, "image/png", "STOP", Usage(800, 1120, 300, 1120))
 
@@ -346,13 +354,26 @@ def run_batch(
         )
         try:
             gate = TracedGate(limits, trace)
-            runner = Runner(journal, TracedProvider(provider, trace), gate, policy=policy)
+            outputs = Outputs(journal.session_id, root / "kept")
+            runner = Runner(
+                journal,
+                TracedProvider(provider, trace),
+                providers.get("gemini"),
+                gate,
+                policy=policy,
+                outputs=outputs,
+            )
             rss = max_rss_mb()
             wall, cpu, started = time.perf_counter(), time.process_time(), time.monotonic()
-            async with running(journal):
-                await journal.record_session(state="running", stop_reason=None)
-                result = await runner.run([j.id for j in jobs])
-                await journal.record_session(state="finished", stop_reason=result.stop_reason)
+            with journal:
+                async with journal.writing():
+                    await journal.update_session(
+                        SessionUpdate(state="running", stop_reason=None, owner=current_owner())
+                    )
+                    result = await runner.run([j.id for j in jobs])
+                    await journal.update_session(
+                        SessionUpdate(state="finished", stop_reason=result.stop_reason, owner=None)
+                    )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         finally:
             await provider.aclose()
@@ -363,7 +384,7 @@ def run_batch(
             cpu,
             started,
             journal.bytes_written,
-            journal.doc["journal"]["seq"],
+            journal.state.seq,
             journal.write_seconds,
             trace,
             rss,

@@ -16,9 +16,11 @@ from pathlib import Path
 import anyio
 from PIL import Image
 
-from .. import journal as journal_mod
-from ..journal import Journal, now_iso, running
-from ..limiter import Limits
+from .. import providers
+from ..executors.limiter import Limits
+from ..journal import Journal, now_iso
+from ..model import Attempt, ImageMeta, JobUpdate, Usage
+from ..outputs import Outputs
 from ..recovery import recover_interrupted
 from ..retry import RetryPolicy
 from .harness import (
@@ -205,37 +207,30 @@ def scenario_large(work: Path, s: Sizes) -> list[Row]:
 
 async def _record_done(journal: Journal, job_id: str, output: str) -> None:
     """The two changes the runner makes for a job that succeeds at once."""
-    await journal.record(job_id, status="running", attempts=1, started=now_iso(), output=output)
-    await journal.record(
+    await journal.update(
+        job_id, JobUpdate(status="running", attempts=1, started=now_iso(), output=output)
+    )
+    await journal.update(
         job_id,
-        status="completed",
-        output=output,
-        completed=now_iso(),
-        error=None,
-        finish_reason="STOP",
-        cost_usd=0.134,
-        usage={
-            "prompt_tokens": 820,
-            "output_tokens": 1120,
-            "thought_tokens": 312,
-            "image_tokens": 1120,
-        },
-        image={"format": "PNG", "width": 1024, "height": 1024, "size_ok": True},
-        history={
-            "attempt": 1,
-            "started": now_iso(),
-            "ended": now_iso(),
-            "outcome": "completed",
-            "output": output,
-            "cost_usd": 0.134,
-        },
+        JobUpdate(
+            status="completed",
+            output=output,
+            completed=now_iso(),
+            error=None,
+            finish_reason="STOP",
+            cost_usd=0.134,
+            usage=Usage(820, 1120, 312, 1120),
+            image=ImageMeta("PNG", 1024, 1024, True),
+        ),
+        Attempt(1, now_iso(), now_iso(), "completed", output=output, cost_usd=0.134),
     )
 
 
 def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
     """A ``count``-job session as a crash leaves it: 60% completed, 2% failed, three jobs
-    ``running`` (one whose image is on disk), the rest pending; the snapshot lags the log by
-    5% of the jobs. Returns the sessions folder, the session id and how many jobs resume runs."""
+    ``running`` (one whose attempt wrote its image), the rest pending; the snapshot lags the
+    log by 5% of the jobs. Returns the sessions folder, the session id and how many jobs
+    resume runs."""
     jobs = make_jobs(root, count)
     journal = new_session(root, jobs, fsync=False)
     ids = [j.id for j in jobs]
@@ -243,38 +238,47 @@ def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
     late = int(count * 0.05)
 
     async def phase_one() -> None:
-        async with running(journal):
+        async with journal.writing():
             for job_id in ids[:done]:
                 await _record_done(journal, job_id, f"{root}/out/{job_id}.png")
             for job_id in ids[done : done + failed]:
-                await journal.record(job_id, status="running", attempts=1, started=now_iso())
-                await journal.record(
+                await journal.update(
+                    job_id, JobUpdate(status="running", attempts=1, started=now_iso())
+                )
+                await journal.update(
                     job_id,
-                    status="failed",
-                    error="no_image: IMAGE_SAFETY",
-                    completed=now_iso(),
-                    finish_reason="IMAGE_SAFETY",
+                    JobUpdate(
+                        status="failed",
+                        error="no image (finish reason IMAGE_SAFETY)",
+                        error_kind="no_image",
+                        completed=now_iso(),
+                        finish_reason="IMAGE_SAFETY",
+                    ),
                 )
 
     anyio.run(phase_one)
+    journal.close()
     saved = journal.snapshot_path.read_bytes()
-    reopened = journal_mod.open_session(journal.sessions_dir, journal.session_id, fsync=False)
+    reopened = Journal.open(journal.sessions_dir, journal.session_id, fsync=False)
     tail = ids[done + failed : done + failed + late + 3]
-    on_disk = root / "out" / "crashed.png"
-    on_disk.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (1024, 1024), (200, 120, 40)).save(on_disk, format="PNG")
+    planned = root / "out" / "crashed.png"
+    written = Outputs(journal.session_id, root / "kept").temp_path(planned, tail[late], 1)
+    written.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (1024, 1024), (200, 120, 40)).save(written, format="PNG")
 
     async def phase_two() -> None:
-        async with running(reopened):
+        async with reopened.writing():
             for job_id in tail[:late]:
                 await _record_done(reopened, job_id, f"{root}/out/{job_id}.png")
             for n, job_id in enumerate(tail[late:]):
-                output = on_disk if n == 0 else root / "out" / f"{job_id}-lost.png"
-                await reopened.record(
-                    job_id, status="running", attempts=1, started=now_iso(), output=str(output)
+                output = planned if n == 0 else root / "out" / f"{job_id}-lost.png"
+                await reopened.update(
+                    job_id,
+                    JobUpdate(status="running", attempts=1, started=now_iso(), output=str(output)),
                 )
 
-    anyio.run(phase_two)
+    with reopened:
+        anyio.run(phase_two)
     journal.snapshot_path.write_bytes(saved)  # the snapshot of before the last 5%
     return journal.sessions_dir, journal.session_id, count - done - failed - late - 1
 
@@ -283,29 +287,34 @@ _RESUME_CHILD = """
 import sys, time
 import anyio
 from pathlib import Path
-from imagegen import journal as j
+from imagegen import providers
+from imagegen.journal import Journal
+from imagegen.outputs import Outputs
 from imagegen.recovery import recover_interrupted
 
 async def plan(journal):
-    async with j.running(journal):
-        ids = await recover_interrupted(journal)
+    async with journal.writing():
+        outputs = Outputs(journal.session_id, Path(sys.argv[1]) / "kept")
+        ids = await recover_interrupted(journal, outputs, providers.get, lambda _n: None)
         print(time.time(), len(ids), flush=True)
 
-anyio.run(plan, j.open_session(Path(sys.argv[1]), sys.argv[2]))
+with Journal.open(Path(sys.argv[1]), sys.argv[2]) as journal:
+    anyio.run(plan, journal)
 """
 
 
 def _plan_resume(sessions: Path, session_id: str) -> tuple[float, int]:
     """Seconds until resume knows which jobs to run (open + settle), and how many."""
     started = time.perf_counter()
-    journal = journal_mod.open_session(sessions, session_id)
 
-    async def plan() -> tuple[float, int]:
-        async with running(journal):
-            ids = await recover_interrupted(journal)
+    async def plan(journal: Journal) -> tuple[float, int]:
+        async with journal.writing():
+            outputs = Outputs(journal.session_id, sessions / "kept")
+            ids = await recover_interrupted(journal, outputs, providers.get, lambda _n: None)
             return time.perf_counter() - started, len(ids)
 
-    return anyio.run(plan)
+    with Journal.open(sessions, session_id) as journal:
+        return anyio.run(plan, journal)
 
 
 def scenario_reads(work: Path, s: Sizes) -> list[Row]:
@@ -343,7 +352,9 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
         out_resume.append(float(ready) - started)
         to_run.append(int(count_text))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import imagegen.cli, imagegen.providers.gemini.client"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import imagegen.cli, imagegen.providers.gemini.client"], check=True
+    )
     imports = time.perf_counter() - started
     label = f"{s.read_jobs:,}-job session"
     med = statistics.median

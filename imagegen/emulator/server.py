@@ -242,10 +242,12 @@ class Emulator:
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
         reply = answers.answer(request, outcome, self.render)
-        handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
         if reply.generated:
+            # Counted before the answer leaves, as a service bills the work: a client that has
+            # read the answer always finds it counted.
             with self._lock:
                 self._generated[request.text] += 1
+        handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
 
     def _sleep(self, seconds: float) -> None:
         # An Event wait, not time.sleep: stop() wakes every sleeping handler at once.

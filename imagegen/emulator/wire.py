@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..sizes import ASPECTS, QUALITIES, pixel_size
+from ..providers.gemini import ASPECTS, QUALITIES
+from ..providers.gemini import tier_size as pixel_size
 from .outcomes import Outcome
 
 PRO_MODELS = frozenset({"gemini-3-pro-image", "gemini-3-pro-image-preview"})

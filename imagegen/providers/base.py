@@ -9,9 +9,13 @@ the request already paid for instead of submitting (and paying for) it again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from ..model import Usage
+
+__all__ = ["Checkpoint", "Generation", "ImageProvider", "ImageRequest", "Reference", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +45,6 @@ class ImageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts from the response's ``usageMetadata`` (0 when absent)."""
-
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thought_tokens: int = 0
-    image_tokens: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts as the journal keeps them (``usage`` of a job)."""
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "thought_tokens": self.thought_tokens,
-            "image_tokens": self.image_tokens,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Generation:
     """A successful attempt: the kept image's bytes (the last non-thought image part).
 
@@ -73,6 +58,7 @@ class Generation:
     usage: Usage
     model_version: str | None = None
     request_id: str | None = None  # the provider's id of the request or response, if any
+    note: str | None = None  # something the journal should say about how the image was chosen
 
 
 #: Awaited with a provider's resume token (its request id) once the service has accepted a

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
-from .. import sessionfiles as journal_mod
+from .. import journal as journal_mod
 from ..errors import InputError
 from ..files import write_atomic
-from ..status import is_running
+from ..model import SessionState
+from ..status import run_state
 from .page import Gallery, Media, render_page
 from .sheet import ContactSheet, build_sheet, failure_label
 from .thumbs import JOB_BOX, REFERENCE_BOX, Thumb, make_thumbnails, prune_thumbnails
@@ -36,7 +38,7 @@ def report_dir(sessions_dir: Path, session_id: str) -> Path:
     return sessions_dir / f"{session_id}-report"
 
 
-def write_report(sessions_dir: Path, session_id: str) -> Path:
+def write_report(sessions_dir: Path, session_id: str, jobs: Sequence[str] = ()) -> Path:
     """Write (or rebuild) the contact sheet of a session; returns the path of its index.html.
 
     Run it from the working directory the session ran in: the journal records job images
@@ -48,7 +50,7 @@ def write_report(sessions_dir: Path, session_id: str) -> Path:
     OSError if the report folder cannot be written. Missing or unreadable images do not raise:
     their cells say so.
     """
-    index, parent = _write(sessions_dir, session_id)
+    index, parent = _write(sessions_dir, session_id, jobs)
     if parent and (report_dir(sessions_dir, parent) / "index.html").exists():
         # A damaged parent journal keeps its old report: this session's is what was asked for.
         with contextlib.suppress(InputError):
@@ -56,16 +58,25 @@ def write_report(sessions_dir: Path, session_id: str) -> Path:
     return index
 
 
-def _write(sessions_dir: Path, session_id: str) -> tuple[Path, str | None]:
-    """Build one session's report; returns its index.html and the session's parent."""
-    doc = journal_mod.load(sessions_dir, session_id)
+def _write(
+    sessions_dir: Path, session_id: str, jobs: Sequence[str] = ()
+) -> tuple[Path, str | None]:
+    """Build one session's report (of ``jobs`` only, when given); returns its index.html and
+    the session's parent."""
+    state = journal_mod.load(sessions_dir, session_id)
+    if jobs:
+        width = max(len(i) for i in state.jobs)
+        wanted = [j.zfill(width) if j.isdigit() else j for j in jobs]
+        unknown = [j for j in wanted if j not in state.jobs]
+        if unknown:
+            raise InputError(f"session {session_id} has no job {unknown[0]!r} (see --status)")
+        state.jobs = {j: state.jobs[j] for j in state.jobs if j in set(wanted)}
+        state.counts = Counter(js.status for js in state.jobs.values())
     sheet = build_sheet(
-        doc,
-        state=_state(sessions_dir, doc),
-        parent_doc=_load_or_none(sessions_dir, doc.get("parent")),
+        state, run_state=run_state(state), parent=_load_or_none(sessions_dir, state.parent)
     )
     folder = report_dir(sessions_dir, session_id).resolve()
-    related = [other for other in (doc.get("parent"), *doc.get("children", ())) if other]
+    related = [other for other in (state.parent, *state.children) if other]
     bases = (Path.cwd(), sessions_dir.resolve().parent)
     shots = {s.path: _locate(s.path, bases) for card in sheet.cards for s in card.shots}
     refs = {r: _locate(r, bases) for card in sheet.cards for r in card.references}
@@ -83,21 +94,10 @@ def _write(sessions_dir: Path, session_id: str) -> tuple[Path, str | None]:
     index = folder / "index.html"
     write_atomic(index, render_page(sheet, gallery).encode("utf-8"))
     prune_thumbnails(folder / "thumbs", thumbs)
-    return index, doc.get("parent")
+    return index, state.parent
 
 
-def _state(sessions_dir: Path, doc: dict[str, Any]) -> str:
-    # As imagegen.status.state_of, but a recorded end wins over the lock, so a report written
-    # by the session's own process just before it lets go of its lock says "finished".
-    state = str(doc.get("state") or "new")
-    if state in ("finished", "stopped"):
-        return state
-    if is_running(sessions_dir, doc["session_id"]):
-        return "running"
-    return "interrupted" if state == "running" else state
-
-
-def _load_or_none(sessions_dir: Path, session_id: str | None) -> dict[str, Any] | None:
+def _load_or_none(sessions_dir: Path, session_id: str | None) -> SessionState | None:
     if not session_id:
         return None
     try:

@@ -94,14 +94,13 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
         f"<dt>updated</dt><dd>{_e(_when(h.updated))}</dd>"
     )
     nav = "".join(
-        f'<a href="#{_e(_section_id(s))}">{_e(s.catalog)} · {_e(s.ui_style)}</a>'
-        for s in sheet.sections
+        f'<a href="#{_e(_section_id(n))}">{_e(s.title)}</a>' for n, s in enumerate(sheet.sections)
     )
     attention = ""
     if sheet.attention:
         items = "".join(
-            f'<li><a href="#job-{_e(c.job_id)}">#{_e(c.job_id)} {_e(c.prompt_id)} {_TIMES} '
-            f"{_e(c.combo)}</a>: {_e(c.reason or c.status)}</li>"
+            f'<li><a href="#job-{_e(c.job_id)}">#{_e(c.job_id)} {_e(c.title)}</a>: '
+            f"{_e(c.reason or c.status)}</li>"
             for c in sheet.attention
         )
         attention = (
@@ -117,8 +116,8 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
     )
 
 
-def _section_id(section: Section) -> str:
-    return f"s-{section.catalog}-{section.ui_style}".replace(" ", "_")
+def _section_id(number: int) -> str:
+    return f"s-{number + 1}"
 
 
 def _image(media: Media | None, alt: str, css: str) -> str:
@@ -152,7 +151,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _card(card: Card, gallery: Gallery) -> str:
-    alt = f"{card.prompt_id} {_TIMES} {card.combo}"
+    alt = card.title
     slots = [
         (
             _image(gallery.shots.get(s.path), f"{alt} ({s.quality})", ""),
@@ -176,15 +175,7 @@ def _card(card: Card, gallery: Gallery) -> str:
         _image(gallery.references.get(r), f"reference {n}: {file_name(r)}", "ref")
         for n, r in enumerate(card.references, 1)
     )
-    facts = [
-        ("prompt file", card.prompt_file),
-        ("image", card.output),
-        ("aspect", card.aspect),
-        ("wardrobe", card.wardrobe),
-        ("finish / error", card.detail),
-        ("cost", f"${card.cost_usd:.4f}" if card.cost_usd is not None else None),
-    ]
-    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts if v)
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in card.facts)
     return (
         f'<figure class="job{pair}" id="job-{_e(card.job_id)}" data-job-id="{_e(card.job_id)}" '
         f'data-status="{_e(card.status)}" data-reason="{_e(card.reason or "")}">'
@@ -197,8 +188,8 @@ def _card(card: Card, gallery: Gallery) -> str:
     )
 
 
-def _section(section: Section, gallery: Gallery) -> str:
-    head = "".join(f'<th scope="col">{_e(c.label)}</th>' for c in section.columns)
+def _section(number: int, section: Section, gallery: Gallery) -> str:
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in section.columns)
     rows = []
     for row in section.rows:
         cells = "".join(
@@ -208,13 +199,13 @@ def _section(section: Section, gallery: Gallery) -> str:
             for cell in row.cells
         )
         rows.append(
-            f'<tr><th scope="row"><span>{_breakable(row.prompt_id)}</span>'
-            f"<small>{_breakable(row.prompt_file)}</small></th>{cells}</tr>"
+            f'<tr><th scope="row"><span>{_breakable(row.title)}</span>'
+            f"<small>{_breakable(row.subtitle)}</small></th>{cells}</tr>"
         )
     return (
-        f'<section id="{_e(_section_id(section))}"><h2>{_e(section.catalog)} · '
-        f'{_e(section.ui_style)}</h2><div class="scroll"><table><thead><tr>'
-        f'<th class="corner">prompt \\ combo</th>{head}</tr></thead>'
+        f'<section id="{_e(_section_id(number))}"><h2>{_e(section.title)}</h2>'
+        '<div class="scroll"><table><thead><tr>'
+        f'<th class="corner"></th>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
@@ -273,7 +264,7 @@ figcaption{margin-top:6px;font-size:12px}
 background:var(--muted)}
 .badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}
 .badge.pending{background:var(--pending)}.badge.running{background:var(--running)}
-.badge.retry{background:var(--retry)}
+.badge.retry{background:var(--retry)}.badge.skipped{background:#5b6b7a}
 .meta{color:var(--muted)}
 .note{margin:4px 0 0;color:var(--retry)}
 details summary{cursor:pointer;color:var(--running);margin-top:4px}
@@ -297,7 +288,9 @@ document.body.dataset.imagesLoaded="true";});"""
 
 def render_page(sheet: ContactSheet, gallery: Gallery) -> str:
     """The whole page as an HTML string (UTF-8 when written)."""
-    sections = "".join(_section(s, gallery) for s in sheet.sections) or "<p>No jobs.</p>"
+    sections = (
+        "".join(_section(n, s, gallery) for n, s in enumerate(sheet.sections)) or "<p>No jobs.</p>"
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

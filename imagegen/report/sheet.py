@@ -1,8 +1,9 @@
-"""The contact sheet's content: a session document folded into sections, rows, columns and cards.
+"""The contact sheet's content: a session folded into sections, rows, columns and cards.
 
-Pure: a session document in (:func:`imagegen.journal.load`), frozen values out; no files. A
-section is one (catalog, UI style) pair in the order the planner made the jobs; its rows are
-prompts and its columns combos (named with the wardrobe too when the session has several).
+Pure: a :class:`~imagegen.model.SessionState` in, frozen values out; no files. Every job names
+its own place on the sheet (``Job.group``: section, row, column), so the sheet knows no source:
+combos give one section per catalog and UI style with prompts as rows and combos as columns,
+shot folders one section per exercise, and so on. Sections and rows keep plan order.
 """
 
 from __future__ import annotations
@@ -10,40 +11,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-# Finish and block reasons as the Gemini adapter records them (imagegen.providers.gemini.client.read_generation,
-# Google's FinishReason enum) -> the words a person scanning the sheet needs.
-_REASON_LABELS = {
-    "IMAGE_SAFETY": "safety block",
-    "SAFETY": "safety block",
-    "IMAGE_PROHIBITED_CONTENT": "safety block",
-    "PROHIBITED_CONTENT": "safety block",
-    "BLOCKLIST": "safety block",
-    "SPII": "safety block",
-    "RECITATION": "recitation block",
-    "IMAGE_RECITATION": "recitation block",
-    "TEXT_ONLY": "text, no image",
-    "NO_IMAGE": "no image",
-    "NO_CANDIDATES": "no image",
-    "IMAGE_OTHER": "no image",
-    "OTHER": "no image",
-    "MAX_TOKENS": "no image",
-    "MALFORMED_FUNCTION_CALL": "no image",
-}
-# Error kinds (imagegen.errors.ProviderError.kind, the prefix of a job's ``error``) and the
-# runner's own messages -> labels.
-_ERROR_LABELS = {
+from .. import providers
+from ..errors import InputError
+from ..model import JobState, SessionState, Summary
+
+#: Error kinds (``JobState.error_kind``) -> the words a person scanning the sheet needs.
+ERROR_LABELS = {
     "rate_limited": "quota",
     "server_error": "server error",
     "timeout": "timeout",
     "bad_request": "bad request",
     "no_image": "no image",
     "batch_stop": "stopped",
-    "reference image unreadable": "reference unreadable",
-    "cannot write": "write failed",
+    "reference_unreadable": "reference unreadable",
+    "write_failed": "write failed",
     "cancelled": "cancelled",
+    "wrong_size": "wrong size",
 }
+#: Longest prompt text a card carries (characters); the journal keeps the whole text.
+PROMPT_SHOWN = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,47 +46,36 @@ class Shot:
 @dataclass(frozen=True, slots=True)
 class Card:
     """One job as a cell shows it. ``reason`` is a short failure label ("safety block"),
-    ``detail`` the recorded finish reason or error text, ``note`` a warning on a kept image."""
+    ``detail`` the recorded finish reason or error text, ``note`` a warning on a kept image,
+    ``facts`` the (label, value) pairs under "prompt & references"."""
 
     job_id: str
     status: str
     attempts: int
     quality: str
-    aspect: str
-    prompt_id: str
-    prompt_file: str
+    title: str
     prompt: str
-    combo: str
-    wardrobe: str
     shots: tuple[Shot, ...]
     output: str | None  # the image file as recorded, completed jobs only
     references: tuple[str, ...]
     reason: str | None
     detail: str | None
     note: str | None
-    cost_usd: float | None
     pixels: str | None  # "1024x1024" (with a times sign) once an image was kept
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    combo: str
-    wardrobe: str
-    label: str
+    facts: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    prompt_id: str
-    prompt_file: str
+    title: str
+    subtitle: str
     cells: tuple[tuple[Card, ...], ...]  # one entry per column; empty where no job was planned
 
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    catalog: str
-    ui_style: str
-    columns: tuple[Column, ...]
+    title: str
+    columns: tuple[str, ...]
     rows: tuple[Row, ...]
 
 
@@ -132,48 +108,74 @@ class ContactSheet:
                     yield from cell
 
 
-def failure_label(finish_reason: str | None, error: str | None) -> str | None:
+def failure_label(state: JobState) -> str | None:
     """A short label for why a job has no image ("safety block", "quota", ...), or None."""
-    if finish_reason:
-        if finish_reason.startswith("PROMPT_BLOCKED"):
+    reason = state.finish_reason
+    if reason:
+        if reason.startswith("PROMPT_BLOCKED"):
             return "prompt blocked"
-        if finish_reason in _REASON_LABELS:
-            return _REASON_LABELS[finish_reason]
-    if not error:
+        try:
+            labels = providers.get(state.job.provider).reason_labels
+        except InputError:
+            labels = {}
+        if reason in labels:
+            return labels[reason]
+    kind = state.error_kind
+    if kind is None and state.error:
+        kind = _v1_kind(state.error)
+    if kind is None:
         return None
-    if "quota" in error.lower() and error.startswith(("rate_limited", "batch_stop")):
+    if kind in ("rate_limited", "batch_stop") and "quota" in (state.error or "").lower():
         return "quota"
-    for prefix, label in _ERROR_LABELS.items():
-        if error.startswith(prefix):
-            return label
-    return "failed"
+    return ERROR_LABELS.get(kind, "failed")
+
+
+def _v1_kind(error: str) -> str | None:
+    """Format-1 journals kept the kind as the message's prefix ("server_error: ...")."""
+    head = error.split(":", 1)[0]
+    if head in ERROR_LABELS:
+        return head
+    if error.startswith("reference image unreadable"):
+        return "reference_unreadable"
+    if error.startswith("cannot write"):
+        return "write_failed"
+    if error.startswith("cancelled"):
+        return "cancelled"
+    return None
 
 
 def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def session_duration(jobs: Sequence[Mapping[str, Any]]) -> float | None:
+def session_duration(jobs: Sequence[JobState]) -> float | None:
     """Seconds from the first job's start to the last job's completion; None before both."""
-    started = [j["started"] for j in jobs if j.get("started")]
-    completed = [j["completed"] for j in jobs if j.get("completed")]
+    started = [j.started for j in jobs if j.started]
+    completed = [j.completed for j in jobs if j.completed]
     if not started or not completed:
         return None
     return max(0.0, _seconds_between(min(started), max(completed)))
 
 
-def _card(job: Mapping[str, Any], previous: Shot | None) -> Card:
-    status = str(job["status"])
-    error = job.get("error")
-    reason = failure_label(job.get("finish_reason"), error) if status != "completed" else None
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… ({len(text) - limit:,} more characters; the journal has them all)"
+
+
+def _card(state: JobState, previous: Shot | None) -> Card:
+    job = state.job
+    status = state.status
+    reason = failure_label(state) if status not in ("completed", "skipped") else None
     if status == "failed" and reason is None:
         reason = "failed"
     shots: tuple[Shot, ...] = (previous,) if previous else ()
-    if status == "completed" and job.get("output"):
-        shots += (Shot(str(job["output"]), str(job["quality"]), "output"),)
-    image = job.get("image") or {}
-    pixels = f"{image['width']}\u00d7{image['height']}" if image.get("width") else None
-    finish = job.get("finish_reason")
+    shown = state.output if status in ("completed", "skipped") else None
+    if shown:
+        shots += (Shot(shown, job.quality, "output"),)
+    image = state.image
+    pixels = f"{image.width}\u00d7{image.height}" if image else None
+    finish, error = state.finish_reason, state.error
     detail = None
     if reason:  # the error text usually names the finish reason already
         detail = (
@@ -181,31 +183,38 @@ def _card(job: Mapping[str, Any], previous: Shot | None) -> Card:
             if error and (not finish or finish in error)
             else (f"{finish}: {error}" if error else finish)
         )
+    facts = [
+        ("prompt file", job.prompt_file),
+        ("image", shown),
+        ("aspect", job.aspect),
+        ("provider", f"{job.provider} · {job.model}"),
+        *((k, str(v)) for k, v in job.labels if isinstance(v, str | int | float)),
+        ("finish / error", detail),
+        ("kept in spool", state.kept),
+        ("after save", state.delivery),
+        ("cost", f"${state.cost_usd:.4f}" if state.cost_usd is not None else None),
+    ]
     return Card(
-        job_id=str(job["id"]),
+        job_id=job.id,
         status=status,
-        attempts=int(job.get("attempts") or 0),
-        quality=str(job["quality"]),
-        aspect=str(job.get("aspect", "")),
-        prompt_id=str(job["prompt_id"]),
-        prompt_file=str(job.get("prompt_file", "")),
-        prompt=str(job.get("prompt", "")),
-        combo=str(job["combo"]),
-        wardrobe=str(job["wardrobe"]),
+        attempts=state.attempts,
+        quality=job.quality,
+        title=job.title,
+        prompt=_shorten(job.prompt, PROMPT_SHOWN),
         shots=shots,
-        output=str(job["output"]) if status == "completed" and job.get("output") else None,
-        references=tuple(str(r) for r in job.get("references", ())),
+        output=shown,
+        references=job.references,
         reason=reason,
         detail=detail or None,
-        note=str(error) if status == "completed" and error else None,
-        cost_usd=job.get("cost_usd"),
+        note=error if status == "completed" and error else None,
         pixels=pixels,
+        facts=tuple((k, v) for k, v in facts if v),
     )
 
 
-def _previous_shot(job: Mapping[str, Any], parent_qualities: Mapping[str, str]) -> Shot | None:
-    # imagegen.planner.upgrade_jobs sends the parent's accepted image as the first reference.
-    refs = job.get("references") or ()
+def _previous_shot(state: JobState, parent_qualities: Mapping[str, str]) -> Shot | None:
+    # An upgrade sends the parent's accepted image as the first reference.
+    refs = state.job.references
     if not refs:
         return None
     first = str(refs[0])
@@ -217,89 +226,74 @@ def file_name(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _parent_qualities(parent_doc: Mapping[str, Any] | None) -> dict[str, str]:
-    """The parent session's output file names -> their quality. Names carry a timestamp and
-    the prompt's short id, and the parent recorded its outputs relative, the child absolute."""
-    return {
-        file_name(str(job["output"])): str(job["quality"])
-        for job in (parent_doc or {}).get("jobs", ())
-        if job.get("output")
-    }
+def _parent_qualities(parent: SessionState | None) -> dict[str, str]:
+    """The parent session's output file names -> their quality."""
+    if parent is None:
+        return {}
+    return {file_name(js.output): js.job.quality for js in parent.jobs.values() if js.output}
+
+
+def _counts(summary: Summary) -> tuple[tuple[str, int], ...]:
+    order = ("completed", "failed", "skipped", "pending", "running", "retry")
+    return (("total", summary.total), *((s, int(summary.counts.get(s, 0))) for s in order))
 
 
 def build_sheet(
-    doc: Mapping[str, Any],
-    *,
-    state: str | None = None,
-    parent_doc: Mapping[str, Any] | None = None,
+    state: SessionState, *, run_state: str | None = None, parent: SessionState | None = None
 ) -> ContactSheet:
-    """Fold a session document into a contact sheet.
+    """Fold a session into a contact sheet.
 
-    ``state`` overrides the recorded one (``--status`` knows when a "running" session died).
-    ``parent_doc`` is the parent session of an upgrade, for the qualities of the earlier images.
+    ``run_state`` overrides the recorded state (``--status`` knows when a "running" session
+    died). ``parent`` is the parent session of an upgrade, for the qualities of earlier images.
     """
-    jobs: Sequence[Mapping[str, Any]] = doc["jobs"]
-    upgrade = bool(doc.get("parent"))
-    qualities = _parent_qualities(parent_doc)
-    several_wardrobes = len({j["wardrobe"] for j in jobs}) > 1
-    cards: list[tuple[Mapping[str, Any], Card]] = []
-    for job in jobs:
-        previous = _previous_shot(job, qualities) if upgrade else None
-        cards.append((job, _card(job, previous)))
-
-    groups: dict[tuple[str, str], list[tuple[Mapping[str, Any], Card]]] = {}
-    for job, card in cards:
-        groups.setdefault((str(job["catalog"]), str(job["ui_style"])), []).append((job, card))
+    jobs = list(state.jobs.values())
+    qualities = _parent_qualities(parent)
+    cards = [
+        (js, _card(js, _previous_shot(js, qualities) if state.parent else None)) for js in jobs
+    ]
+    groups: dict[str, list[tuple[JobState, Card]]] = {}
+    for js, card in cards:
+        groups.setdefault(js.job.group[0], []).append((js, card))
     sections = []
-    for (catalog, ui_style), members in groups.items():
-        columns: dict[tuple[str, str], Column] = {}
-        rows: dict[str, tuple[str, dict[tuple[str, str], list[Card]]]] = {}
-        for _job, card in members:
-            key = (card.wardrobe, card.combo)
-            label = f"{card.combo} · {card.wardrobe}" if several_wardrobes else card.combo
-            columns.setdefault(key, Column(card.combo, card.wardrobe, label))
-            row = rows.setdefault(card.prompt_id, (card.prompt_file, {}))
-            row[1].setdefault(key, []).append(card)
+    for title, members in groups.items():
+        columns: dict[str, None] = {}
+        rows: dict[str, tuple[str, dict[str, list[Card]]]] = {}
+        for js, card in members:
+            _, row_title, column = js.job.group
+            columns.setdefault(column, None)
+            row = rows.setdefault(row_title, (js.job.prompt_file, {}))
+            row[1].setdefault(column, []).append(card)
         sections.append(
             Section(
-                catalog=catalog,
-                ui_style=ui_style,
-                columns=tuple(columns.values()),
+                title=title,
+                columns=tuple(columns),
                 rows=tuple(
-                    Row(prompt_id, prompt_file, tuple(tuple(by_column.get(k, ())) for k in columns))
-                    for prompt_id, (prompt_file, by_column) in rows.items()
+                    Row(name, subtitle, tuple(tuple(cells.get(c, ())) for c in columns))
+                    for name, (subtitle, cells) in rows.items()
                 ),
             )
         )
-
-    config = doc.get("config") or {}
-    summary = doc.get("summary") or {}
-    catalogs = config.get("catalogs") or ()
+    config = state.config
+    facts = [(str(k), str(v)) for k, v in config.get("facts") or ()]
+    facts += [
+        (label, str(config[key]))
+        for label, key in (("quality", "quality"), ("aspect", "aspect"), ("model", "model"))
+        if config.get(key)
+    ]
+    if config.get("provider"):
+        facts.append(("provider", str(config["provider"])))
+    summary = state.summary()
     header = Header(
-        session_id=str(doc["session_id"]),
-        state=state or str(doc.get("state") or "new"),
-        stop_reason=doc.get("stop_reason"),
-        parent=doc.get("parent"),
-        children=tuple(doc.get("children") or ()),
-        started=doc.get("started"),
-        updated=doc.get("updated"),
-        config=tuple(
-            (label, str(value))
-            for label, value in (
-                ("wardrobe", config.get("wardrobe")),
-                ("UI style", config.get("ui_style") or "all"),
-                ("catalogs", ", ".join(catalogs) if isinstance(catalogs, list) else catalogs),
-                ("quality", config.get("quality")),
-                ("aspect", config.get("aspect")),
-                ("model", config.get("model")),
-            )
-            if value
-        ),
-        counts=tuple(
-            (status, int(summary.get(status, 0)))
-            for status in ("total", "completed", "failed", "pending", "running", "retry")
-        ),
-        cost_usd=float(summary.get("cost_usd") or 0.0),
+        session_id=state.session_id,
+        state=run_state or state.state,
+        stop_reason=state.stop_reason,
+        parent=state.parent,
+        children=state.children,
+        started=state.started,
+        updated=state.updated,
+        config=tuple(facts),
+        counts=_counts(summary),
+        cost_usd=summary.cost_usd,
         duration_s=session_duration(jobs),
     )
     attention = tuple(

@@ -128,13 +128,14 @@ def estimate(model: str, quality: str, aspect: str, references: int) -> float:
 def cost(model: str, quality: str, aspect: str, references: int, usage: Usage) -> float:
     """USD billed for one successful call: the image, its input images, its thinking tokens."""
     return (
-        estimate(model, quality, aspect, references)
-        + usage.thought_tokens * THINKING_USD_PER_TOKEN
+        estimate(model, quality, aspect, references) + usage.thought_tokens * THINKING_USD_PER_TOKEN
     )
 
 
 @asynccontextmanager
-async def open_provider(api_key: str, offline: bool, latency: float) -> AsyncIterator[ImageProvider]:
+async def open_provider(
+    api_key: str, offline: bool, latency: float
+) -> AsyncIterator[ImageProvider]:
     """The adapter, pointed at an in-process emulator when ``offline``."""
     from ...emulator import Emulator
     from .client import GeminiProvider

@@ -1,8 +1,9 @@
-"""The Gemini provider: the one module that imports google.genai (and httpx2).
+"""The Gemini adapter: the one module that imports google.genai (and httpx2).
 
-It builds a ``generateContent`` request from an :class:`~imagegen.providers.base.ImageRequest`, sends
-it through the google-genai SDK with the SDK's own retries off (the runner owns retries), and
-maps everything the SDK can raise or return into :mod:`imagegen.errors` at this boundary:
+It builds a ``generateContent`` request from an
+:class:`~imagegen.providers.base.ImageRequest`, sends it through the google-genai SDK with the
+SDK's own retries off (the runner owns retries), and maps everything the SDK can raise or return
+into :mod:`imagegen.errors` at this boundary:
 
     google.genai APIError  by HTTP code:  STATUS_MAP, after two special cases
                                           (429 with a per-day quota, 400 API_KEY_INVALID)

@@ -19,21 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
-from .sizes import validate_aspect
+from ...errors import InputError
+from ...references import IMAGE_EXTENSIONS, check_reference
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 ALIAS_FILE = "wardrobes.toml"
 DESCRIPTION_FILE = "wardrobe.txt"
 STYLE_SUFFIX = "_UI_Combos"
 CATALOG_PREFIX = "catalog_"
 # Seed 003, "Combo-Driven Pose Rule": the combo folder is the source of truth; roles are sent in
-# this order, unknown roles after them alphabetically. 14 is Nano Banana Pro's reference limit
-# (gemini-api notes, "Models").
+# this order, unknown roles after them alphabetically. (The provider's reference limit is
+# checked when the jobs are planned.)
 ROLE_ORDER = ("wardrobe", "bottom", "product", "pose", "ui")
-MAX_REFERENCES = 14
 # generateContent takes at most 20 MB inline (ai.google.dev, "Image understanding"); base64
 # makes bytes 4/3 larger, and the prompt needs room too. Larger combos are refused, not
 # silently downscaled: the user decides how their references are resized.
@@ -150,35 +147,30 @@ def _role_key(ref: ReferenceFile) -> tuple[int, str]:
     return order, ref.role
 
 
-def _check_image(path: Path) -> None:
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(
-            f"{path}: has an image extension but is not a readable image; replace or remove it"
-        ) from exc
+def _aspect(path: Path, value: str) -> str:
+    width, _, height = value.partition(":")
+    if not (width.isdigit() and height.isdigit() and int(width) and int(height)):
+        raise InputError(f"{path}: front matter aspect {value!r} is not a ratio like 4:5")
+    return value
 
 
 def load_combo(wardrobe: str, ui_style: str, path: Path) -> Combo:
     """Read one combo folder: its reference images in role order and its wardrobe description."""
+    # A dangling link with an image name is an error, not a silently missing garment.
     refs = [
         ReferenceFile(p.stem.lower(), p)
-        for p in path.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        for p in sorted(path.iterdir())
+        if (p.is_file() or p.is_symlink())
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not p.name.startswith(".")
     ]
     if not refs:
         raise InputError(
             f"{path}: combo has no reference images; add {', '.join(IMAGE_EXTENSIONS)} files"
         )
-    if len(refs) > MAX_REFERENCES:
-        raise InputError(
-            f"{path}: {len(refs)} reference images, Nano Banana Pro takes at most "
-            f"{MAX_REFERENCES}; remove some"
-        )
     total = 0
     for ref in refs:
-        _check_image(ref.path)
+        check_reference(ref.path)
         total += ref.path.stat().st_size
     if total > MAX_INLINE_BYTES:
         raise InputError(
@@ -267,10 +259,7 @@ def load_prompt(catalog: str, path: Path) -> Prompt:
         raise InputError(f"{path}: 'wardrobe' must be a name or a list of names")
     aspect = meta.get("aspect")
     if aspect is not None:
-        try:
-            aspect = validate_aspect(str(aspect))
-        except InputError as exc:
-            raise InputError(f"{path}: front matter {exc}") from exc
+        aspect = _aspect(path, str(aspect))
     notes = meta.get("notes")
     return Prompt(
         catalog,

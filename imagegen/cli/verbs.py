@@ -1,0 +1,318 @@
+"""The command line's verbs: start a batch from a source, resume, retry, upgrade.
+
+Everything that can be refused is refused before anything is written: the plan (every input
+file), the provider's capabilities, the key, an unfinished twin session, the job ids named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+
+from .. import journal as journal_mod
+from .. import providers, sources
+from ..errors import EXIT_STOPPED, InputError
+from ..executors.limiter import Limits
+from ..journal import Journal
+from ..model import JSON, Job, JobState, SessionUpdate
+from ..providers import ProviderInfo
+from ..recovery import parse_job_ids
+from ..retry import RetryPolicy, load_policy
+from ..session import Settings, api_key, run_session
+from ..sources import Plan, RunDefaults
+from .dryrun import print_dry_run
+
+#: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
+RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
+
+
+def parse_job_list(text: str | None) -> list[str]:
+    """``--job``: ``015``, ``003,007,019``, ranges ``001-040``, or ``@FILE`` (one id a line).
+    Raises InputError for a range that is not two numbers or a file that cannot be read."""
+    if not text:
+        return []
+    items: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part.startswith("@"):
+            path = Path(part[1:])
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise InputError(f"--job {part}: cannot read {path} ({exc.strerror})") from exc
+            items += [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+        elif "-" in part and part.replace("-", "").isdigit():
+            low, _, high = part.partition("-")
+            if not (low.isdigit() and high.isdigit()) or int(low) > int(high):
+                raise InputError(f"--job {part!r}: a range is LOW-HIGH, e.g. 001-040")
+            items += [str(n).zfill(len(low)) for n in range(int(low), int(high) + 1)]
+        else:
+            items.append(part)
+    return items
+
+
+def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
+    """Refuse, before anything is paid, what the provider cannot do (sizes, ratios, the
+    number of reference images); one line naming the job and the fix."""
+    for js in jobs:
+        job = js.job
+        if job.quality not in info.qualities:
+            raise InputError(
+                f"{info.name} cannot make {job.quality} images ({job.title}); use --quality "
+                f"{' or '.join(info.qualities)}"
+            )
+        if job.aspect not in info.aspects:
+            raise InputError(
+                f"{info.name} does not support aspect {job.aspect} ({job.title}, "
+                f"{job.prompt_file}); use one of {', '.join(info.aspects)}"
+            )
+        if len(job.references) > info.max_references:
+            folder = Path(job.references[0]).parent if job.references else job.prompt_file
+            raise InputError(
+                f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
+                f"most {info.max_references}; remove some from {folder}"
+            )
+
+
+def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
+    pool = info.pool
+    return {
+        "concurrency": args.concurrency if args.concurrency is not None else pool.concurrency,
+        "min_interval": args.min_interval if args.min_interval is not None else pool.min_interval,
+        "rpm": args.rpm if args.rpm is not None else pool.rpm,
+        "timeout": args.timeout,
+        "offline": args.offline,
+    }
+
+
+def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings:
+    """Run settings from a session's recorded config, the policy file and the flags."""
+    policy = load_policy(args.retry_policy) if args.retry_policy else RetryPolicy()
+    return Settings(
+        limits=Limits(
+            int(config["concurrency"]), float(config["min_interval"]), int(config["rpm"])
+        ),
+        policy=policy,
+        timeout=float(config["timeout"]),
+        offline=bool(args.offline or config.get("offline")),
+        offline_latency=args.offline_latency,
+        live=not args.plain and sys.stdout.isatty(),
+        max_cost=args.max_cost,
+    )
+
+
+def _unfinished_twin(sessions_dir: Path, config: dict[str, JSON]) -> str | None:
+    """An unfinished session planned from the same selection (seed 003, "Notes": "Always check
+    session log before starting new batch")."""
+    wanted = {k: v for k, v in config.items() if k not in RUN_KEYS}
+    for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
+        try:
+            state = journal_mod.load(sessions_dir, session_id)
+        except InputError:
+            continue
+        theirs = {k: v for k, v in state.config.items() if k not in RUN_KEYS}
+        if theirs == wanted and state.summary().unfinished:
+            return session_id
+    return None
+
+
+def start(
+    source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
+) -> int:
+    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
+    source = sources.get(source_name)
+    info = providers.get(args.provider)
+    defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
+    plan = source.plan(args, defaults)
+    check_capabilities(plan.jobs, info)
+    if args.dry_run:
+        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        return 0
+    config: dict[str, JSON] = {
+        **plan.config,
+        "quality": args.quality,
+        "aspect": args.aspect,
+        "model": defaults.model,
+        "provider": info.name,
+        "source": source_name,
+        "header": list(plan.header),
+        "facts": [list(f) for f in plan.facts],
+        **_limits(args, info),
+    }
+    settings = settings_from(args, config)
+    key = api_key(info, settings.offline)  # refused before anything is written
+    if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
+        raise InputError(
+            f"session {twin} has the same selection and is unfinished: continue it with "
+            f"--resume {twin}, or pass --new to start another"
+        )
+    return _create_and_run(args.sessions_dir, config, plan, settings, key, console)
+
+
+def _create_and_run(
+    sessions_dir: Path,
+    config: dict[str, JSON],
+    plan: Plan,
+    settings: Settings,
+    key: str,
+    console: Console,
+    parent: Journal | None = None,
+) -> int:
+    try:
+        journal = Journal.create(
+            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
+            "writable --sessions-dir (nothing was started)"
+        ) from exc
+    with journal:
+        if parent is not None:
+            anyio.run(_link_child, parent, journal.session_id)
+            parent.close()  # the child runs on its own; the parent is free again
+        console.print(
+            f"Session {journal.session_id}: {plan.describe}; journal {journal.snapshot_path}"
+        )
+        try:
+            return anyio.run(run_session, journal, settings, key, console)
+        except KeyboardInterrupt:
+            console.print(
+                f"Interrupted before the first call. Continue with: image-gen.sh --resume "
+                f"{journal.session_id}"
+            )
+            return EXIT_STOPPED
+
+
+async def _link_child(parent: Journal, child_id: str) -> None:
+    """Record an upgrade session on its parent; the parent changes in no other way."""
+    async with parent.writing():
+        await parent.update_session(SessionUpdate(children=(*parent.state.children, child_id)))
+
+
+def continue_session(args: argparse.Namespace, session_id: str, console: Console) -> int:
+    """``--resume`` and ``--retry``: the session's own config and jobs, nothing re-planned."""
+    if args.dry_run:
+        raise InputError(
+            f"--dry-run previews a new batch; --status {session_id} shows what is left to run"
+        )
+    mode = "retry" if args.retry else "resume"
+    wanted = parse_job_list(args.job)
+    with Journal.open(args.sessions_dir, session_id) as journal:  # takes the lock
+        job_ids = parse_job_ids(journal, wanted)  # refused before anything is written
+        if (
+            mode == "retry"
+            and not job_ids
+            and not any(js.status == "failed" for js in journal.state.jobs.values())
+        ):
+            raise InputError(
+                f"session {session_id} has no failed jobs; retry one with --job ID"
+                + (
+                    f", or continue it with --resume {session_id}"
+                    if journal.state.summary().unfinished
+                    else ""
+                )
+            )
+        if journal.damaged_snapshot:
+            console.print(
+                f"The session's JSON was damaged: kept as {journal.damaged_snapshot}; rebuilt "
+                "from its event log."
+            )
+        config = journal.state.config
+        settings = settings_from(args, config)
+        info = providers.get(str(config.get("provider", "gemini")))
+        key = api_key(info, settings.offline)
+        console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
+        return anyio.run(
+            lambda: run_session(journal, settings, key, console, mode=mode, job_ids=job_ids)
+        )
+
+
+UPGRADE_INSTRUCTION = (
+    "\n\nThe first reference image is the accepted result of this brief at {old}. Reproduce "
+    "that image at {new} resolution: keep its composition, framing, pose, colours, text and "
+    "every detail exactly; add resolution and fine detail only, do not redesign it."
+)
+
+
+def upgrade_jobs(
+    parent: Sequence[JobState], to_quality: str, info: ProviderInfo, chosen: Sequence[str] = ()
+) -> list[JobState]:
+    """One job per completed parent job (or per job in ``chosen``) at ``to_quality``.
+
+    Regeneration is not deterministic, so each job sends the accepted image first, then its
+    references (up to the provider's limit), with an instruction to reproduce it. Outputs land
+    where the parent's did, named with the new quality. Raises InputError if none completed.
+    """
+    picked = [js for js in parent if js.status == "completed" and js.output]
+    if chosen:
+        missing = [js.id for js in parent if js.id in chosen and js not in picked]
+        if missing:
+            raise InputError(f"job {missing[0]} has no completed image to upgrade")
+        picked = [js for js in picked if js.id in chosen]
+    if not picked:
+        raise InputError("the session has no completed jobs to upgrade")
+    out = []
+    for n, js in enumerate(picked, 1):
+        old = js.job
+        job: Job = replace(
+            old,
+            id=f"{n:03d}",
+            prompt_parts=(
+                *old.prompt_parts,
+                UPGRADE_INSTRUCTION.format(old=old.quality, new=to_quality),
+            ),
+            references=(str(Path(js.output or "").resolve()), *old.references)[
+                : info.max_references
+            ],
+            quality=to_quality,
+            labels=(*old.labels, ("upgrade_of", old.id)),
+        )
+        out.append(JobState(job))
+    return out
+
+
+def upgrade(args: argparse.Namespace, console: Console) -> int:
+    """``--upgrade SID --to-quality 4K [--job ...]``: a child session of the chosen images."""
+    if not args.to_quality:
+        raise InputError("--upgrade needs --to-quality (2K or 4K)")
+    parent_state = journal_mod.load(args.sessions_dir, args.upgrade)
+    wanted = parse_job_list(args.job)
+    known = set(parent_state.jobs)
+    width = max(len(i) for i in known)
+    chosen = [w.zfill(width) if w.isdigit() else w for w in wanted]
+    for raw, job_id in zip(wanted, chosen, strict=True):
+        if job_id not in known:
+            raise InputError(f"session {args.upgrade} has no job {raw!r} (see --status)")
+    config = dict(parent_state.config)
+    info = providers.get(str(config.get("provider", "gemini")))
+    jobs = upgrade_jobs(list(parent_state.jobs.values()), args.to_quality, info, chosen)
+    check_capabilities(jobs, info)
+    plan = Plan(
+        tuple(jobs),
+        {},
+        tuple(
+            str(line).replace(f"Quality: {config.get('quality')}", f"Quality: {args.to_quality}")
+            for line in config.get("header") or ()
+        ),
+        (),
+        f"{len(jobs)} jobs: upgrade of {args.upgrade} to {args.to_quality}",
+    )
+    if args.dry_run:
+        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        return 0
+    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, info))
+    settings = settings_from(args, config)
+    key = api_key(info, settings.offline)
+    # The parent's lock is held while the child is created: a parent another process runs
+    # gets no stray child.
+    with Journal.open(args.sessions_dir, args.upgrade) as parent:
+        return _create_and_run(args.sessions_dir, config, plan, settings, key, console, parent)

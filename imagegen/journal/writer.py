@@ -1,0 +1,383 @@
+"""Writing a session: the single writer of its event log and snapshot, and its lock's owner.
+
+A :class:`Journal` is made by :meth:`Journal.create` (a new session) or :meth:`Journal.open`
+(resume, retry); either takes the session's OS lock, and the journal holds it until
+:meth:`Journal.close`. Changes go through :meth:`Journal.update` while :meth:`Journal.writing`
+runs the writer task, which group-commits queued lines (flush, fsync) before releasing their
+callers, and rewrites the snapshot when it is due (see :mod:`imagegen.journal`).
+
+A log that cannot be written (a full disk) ends the run: every waiting and later change raises
+:class:`~imagegen.errors.JournalError` (exit 3), and the session resumes from what is on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..errors import InputError, JournalError, SessionLocked
+from ..files import fsync_dir, write_atomic
+from ..model import (
+    Attempt,
+    JobEvent,
+    JobState,
+    JobUpdate,
+    SessionEvent,
+    SessionState,
+    SessionUpdate,
+)
+from .codec import (
+    FORMAT_VERSION,
+    encode_header,
+    encode_job_event,
+    encode_plan,
+    encode_progress,
+    encode_session_event,
+)
+from .lock import SessionLock, lock_path
+from .reader import events_path, now_iso, read, snapshot_path
+
+_SNAPSHOT_MIN_DELAY = 0.5  # seconds
+# Below this size the snapshot is also refreshed on time, so jq on a small session is never more
+# than ~0.5 s behind; above it only the bytes rule applies, which keeps the bytes written per
+# change independent of the session's size (the benchmark's "journal bytes per status change").
+_SNAPSHOT_FRESH_BYTES = 1_000_000
+
+_Line = tuple[bytes, anyio.Event]
+
+
+def new_session_id(sessions_dir: Path) -> str:
+    """A start timestamp as in the seed ("2025-01-15-14-30-00"), suffixed -2, -3 if taken."""
+    base = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    for n in range(1, 1000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        if not (
+            events_path(sessions_dir, candidate).exists()
+            or snapshot_path(sessions_dir, candidate).exists()
+            or lock_path(sessions_dir, candidate).exists()
+        ):
+            return candidate
+    raise InputError(f"{sessions_dir}: too many sessions started this second")
+
+
+class Journal:
+    """A session open for writing by this process; it holds the session's lock until closed.
+
+    ``state`` is the live session; change it only through :meth:`update` and
+    :meth:`update_session`, inside :meth:`writing`.
+    """
+
+    def __init__(
+        self,
+        sessions_dir: Path,
+        state: SessionState,
+        offset: int,
+        lock: SessionLock,
+        *,
+        fsync: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        damaged_snapshot: Path | None = None,
+    ) -> None:
+        self.sessions_dir = sessions_dir
+        self.state = state
+        self.session_id = state.session_id
+        self.fsync = fsync
+        self.damaged_snapshot = damaged_snapshot
+        self._lock = lock
+        self._clock = clock
+        self._offset = offset
+        self._texts: dict[str, str] = {}
+        self._plans = {jid: encode_plan(js.job, self._texts) for jid, js in state.jobs.items()}
+        self._snapshot_bytes = 0
+        self._logged_since_snapshot = 0
+        self._snapshot_at = clock()
+        self._dirty = False
+        self._send: MemoryObjectSendStream[_Line] | None = None
+        self._failure: JournalError | None = None
+        self.bytes_written = 0
+        self.write_seconds = 0.0
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        sessions_dir: Path,
+        config: dict[str, Any],
+        jobs: Iterable[JobState],
+        *,
+        parent: str | None = None,
+        fsync: bool = True,
+    ) -> Journal:
+        """Start a new session: take its lock, write its first log line and first snapshot.
+
+        Raises OSError if the sessions folder cannot be written (nothing is left behind).
+        """
+        sessions_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(50):
+            session_id = new_session_id(sessions_dir)
+            lock = SessionLock(sessions_dir, session_id)
+            try:
+                lock.acquire()
+            except SessionLocked:
+                continue  # another process is creating this id right now
+            log = events_path(sessions_dir, session_id)
+            if not log.exists():
+                break
+            lock.release()  # another process took this id between the check and the lock
+        else:
+            raise InputError(f"{sessions_dir}: too many sessions started this second")
+        started = now_iso()
+        state = SessionState(
+            version=FORMAT_VERSION,
+            session_id=session_id,
+            started=started,
+            updated=started,
+            config=config,
+            jobs={js.id: js for js in jobs},
+            parent=parent,
+        )
+        journal = cls(sessions_dir, state, 0, lock, fsync=fsync)
+        line = orjson.dumps({"seq": 0, "at": started, "create": journal._document()}) + b"\n"
+        try:
+            with log.open("xb") as fh:
+                fh.write(line)
+                fh.flush()
+                if fsync:
+                    os.fsync(fh.fileno())
+            if fsync:
+                fsync_dir(sessions_dir)
+            journal._offset = len(line)
+            journal._write_snapshot_sync()
+        except BaseException:
+            log.unlink(missing_ok=True)
+            snapshot_path(sessions_dir, session_id).unlink(missing_ok=True)
+            lock.release(remove=True)
+            raise
+        return journal
+
+    @classmethod
+    def open(cls, sessions_dir: Path, session_id: str, *, fsync: bool = True) -> Journal:
+        """Open an existing session for writing (resume, retry); takes its lock.
+
+        The session is read before the lock is taken, so an unreadable one is refused with
+        InputError and leaves nothing behind; SessionLocked if another process runs it. Under
+        the lock: a log line cut off by a crash is trimmed, a snapshot that cannot be read is
+        renamed ``*.damaged-TIMESTAMP`` (never overwritten; :attr:`damaged_snapshot`), and the
+        temporary files of snapshot writes a crash interrupted are removed.
+        """
+        read(sessions_dir, session_id)  # refuse an unreadable session before touching anything
+        lock = SessionLock(sessions_dir, session_id)
+        lock.acquire()
+        try:
+            loaded = read(sessions_dir, session_id)  # again: another process may have run it
+            snap = snapshot_path(sessions_dir, session_id)
+            damaged = None
+            if loaded.rebuilt and snap.exists():
+                damaged = snap.with_name(f"{snap.name}.damaged-{datetime.now():%Y%m%d%H%M%S}")
+                snap.rename(damaged)
+            log = events_path(sessions_dir, session_id)
+            if log.exists() and log.stat().st_size > loaded.offset:
+                with log.open("r+b") as fh:
+                    fh.truncate(loaded.offset)
+            for tmp in sessions_dir.glob(f".{snap.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+            return cls(
+                sessions_dir,
+                loaded.state,
+                loaded.offset,
+                lock,
+                fsync=fsync,
+                damaged_snapshot=damaged,
+            )
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        """Release the session's lock (idempotent)."""
+        self._lock.release()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def snapshot_path(self) -> Path:
+        return snapshot_path(self.sessions_dir, self.session_id)
+
+    @property
+    def events_path(self) -> Path:
+        return events_path(self.sessions_dir, self.session_id)
+
+    def job(self, job_id: str) -> JobState:
+        """The live state of a job."""
+        return self.state.jobs[job_id]
+
+    # -- changing ----------------------------------------------------------------------------
+
+    async def update(
+        self, job_id: str, update: JobUpdate, attempt: Attempt | None = None
+    ) -> JobState:
+        """Apply ``update`` to a job (and add ``attempt`` to its history); returns the new
+        state once the change is on disk. Raises JournalError if the log cannot be written."""
+        if job_id not in self.state.jobs:
+            raise KeyError(job_id)
+        seq = self.state.seq + 1
+        event = JobEvent(seq, now_iso(), job_id, update, attempt)
+        self.state.apply(event)
+        await self._log(orjson.dumps(encode_job_event(event)) + b"\n")
+        return self.state.jobs[job_id]
+
+    async def update_session(self, update: SessionUpdate) -> None:
+        """Apply a session-level change; returns once it is on disk."""
+        event = SessionEvent(self.state.seq + 1, now_iso(), update)
+        self.state.apply(event)
+        await self._log(orjson.dumps(encode_session_event(event)) + b"\n")
+
+    async def _log(self, line: bytes) -> None:
+        self._dirty = True
+        if self._failure is not None:
+            raise self._failure
+        if self._send is None:
+            raise RuntimeError("the journal's writer is not running (use journal.writing())")
+        done = anyio.Event()
+        await self._send.send((line, done))
+        await done.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[Journal]:
+        """Run the writer for the duration of the block; the snapshot is written at the end."""
+        send, receive = anyio.create_memory_object_stream[_Line](1024)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._run_writer, receive)
+            self._send = send
+            try:
+                yield self
+            finally:
+                self._send = None
+                send.close()
+
+    async def _run_writer(self, receive: MemoryObjectReceiveStream[_Line]) -> None:
+        """Group-commit queued lines, then snapshot when due; never raises on a full disk."""
+        async with receive:
+            while True:
+                delay = self._snapshot_delay() if self._dirty else None
+                batch: list[_Line] = []
+                # Only the wait for work is under the snapshot deadline: a batch once taken is
+                # always written and its waiters released.
+                with anyio.move_on_after(delay if delay is not None else float("inf")):
+                    try:
+                        batch.append(await receive.receive())
+                    except anyio.EndOfStream:
+                        break
+                if batch:
+                    while True:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    await self._append(b"".join(line for line, _ in batch))
+                    for _, done in batch:
+                        done.set()
+                if self._dirty and self._snapshot_delay() == 0:
+                    await self.write_snapshot()
+        await self.write_snapshot()
+
+    def _snapshot_delay(self) -> float | None:
+        if self._failure is not None:
+            return None
+        if self._logged_since_snapshot >= self._snapshot_bytes:
+            return 0.0
+        if self._snapshot_bytes > _SNAPSHOT_FRESH_BYTES:
+            return None
+        return max(0.0, self._snapshot_at + _SNAPSHOT_MIN_DELAY - self._clock())
+
+    async def _append(self, data: bytes) -> None:
+        if self._failure is not None:
+            return
+        started = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(self._append_sync, data)
+        except OSError as exc:
+            self._failure = JournalError(
+                f"cannot write the journal {self.events_path}: {exc.strerror or exc}; free "
+                f"space or fix permissions, then continue with --resume {self.session_id}"
+            )
+            return
+        self.write_seconds += time.perf_counter() - started
+        self._offset += len(data)
+        self._logged_since_snapshot += len(data)
+        self.bytes_written += len(data)
+
+    def _append_sync(self, data: bytes) -> None:
+        with self.events_path.open("ab") as fh:
+            try:
+                fh.write(data)
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            except OSError:
+                # A partial line must not stay: the next open would trim it, but a later append
+                # in this process would glue onto it.
+                fh.truncate(self._offset)
+                raise
+
+    # -- the snapshot ------------------------------------------------------------------------
+
+    def _document(self) -> dict[str, Any]:
+        doc = encode_header(self.state)
+        doc["texts"] = self._texts
+        doc["jobs"] = [
+            self._plans[jid] | encode_progress(js) for jid, js in self.state.jobs.items()
+        ]
+        doc["summary"] = self.state.summary().as_dict()
+        return doc
+
+    def _snapshot_bytes_now(self) -> bytes:
+        doc = self._document()
+        doc["journal"] = {"seq": self.state.seq, "offset": self._offset}
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+    def _write_snapshot_sync(self) -> int:
+        data = self._snapshot_bytes_now()
+        write_atomic(self.snapshot_path, data, fsync=self.fsync)
+        return len(data)
+
+    async def write_snapshot(self) -> None:
+        """Rewrite the snapshot atomically from the live state. A failure (a full disk) is
+        not fatal: the log holds every change and readers fold it in."""
+        if self._failure is not None:
+            return
+        data = self._snapshot_bytes_now()
+        started = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: write_atomic(self.snapshot_path, data, fsync=self.fsync)
+            )
+        except OSError:
+            return
+        self.write_seconds += time.perf_counter() - started
+        self.bytes_written += len(data)
+        self._snapshot_bytes = len(data)
+        self._logged_since_snapshot = 0
+        self._snapshot_at = self._clock()
+        self._dirty = False
