@@ -229,6 +229,11 @@ def closing_line(journal: Journal, result: RunResult) -> str:
         )
     if left:
         return f"{tally}; {pending}continue with: image-gen.sh --resume {sid}"
+    if skipped and not done:
+        return (
+            f"Nothing to make: all {skipped} jobs were already done (skipped, no cost). "
+            f"Journal: {journal.snapshot_path}"
+        )
     if skipped:
         return f"Every job done: {tally}. Journal: {journal.snapshot_path}"
     return f"All {done} jobs completed. Journal: {journal.snapshot_path}"

@@ -262,6 +262,8 @@ def build_sheet(
             _, row_title, column = js.job.group
             columns.setdefault(column, None)
             row = rows.setdefault(row_title, (js.job.prompt_file, {}))
+            if row[0] != js.job.prompt_file:  # a row of several files: no one file to name
+                rows[row_title] = row = ("", row[1])
             row[1].setdefault(column, []).append(card)
         sections.append(
             Section(

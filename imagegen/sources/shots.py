@@ -136,7 +136,7 @@ def plan_shots(
                 id=f"{len(states) + 1:03d}",
                 source="shots",
                 title=f"{exercise.name}/{shot}",
-                group=(exercise.name, shot, "image"),
+                group=(exercise.name, "shots", shot),
                 prompt_file=str(prompt_file),
                 prompt_parts=(data["engineered_prompt"],),
                 references=(str(anchor),),
