@@ -105,8 +105,9 @@ class FalJob:
 class FalState:
     """The fal queue of one emulator. Settings: ``turnaround`` (seconds from submit to
     COMPLETED), ``image_delivery`` ("url" or "data"). Counters, read under ``lock``:
-    ``submits`` per prompt, ``status_polls``, ``results``, ``cancels``, ``downloads``,
-    ``generated`` per prompt; ``received`` the input images of each submit, in order."""
+    ``submits`` per prompt, ``status_polls``, ``results``, ``cancels``, ``downloads`` (and the
+    ``Authorization`` header each download carried, in ``download_auth``), ``generated`` per
+    prompt; ``received`` the input images of each submit, in order."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     turnaround: float = 0.0
@@ -120,6 +121,7 @@ class FalState:
     results: int = 0
     cancels: int = 0
     downloads: int = 0
+    download_auth: list[str | None] = field(default_factory=list, repr=False)
 
     def job(self, request_id: str) -> FalJob | None:
         with self.lock:
@@ -455,6 +457,7 @@ def _file(exchange: Exchange, state: FalState) -> None:
         data = state.files.get(name)
         if data is not None:
             state.downloads += 1
+            state.download_auth.append(exchange.header("Authorization"))
     if data is None:
         raise FalWireError(404, "Not Found")
     exchange.handler.note = "fal file"
