@@ -165,6 +165,10 @@ class FalProvider:
                 f"most {MAX_REFERENCES}"
             )
         app = application(request.model, len(request.references))
+        if self._http is None:
+            # fal-client makes its HTTP client lazily and offers no close; a handle (built
+            # locally, nothing is sent) is the public way to reach the client, to close it.
+            self._http = (await self._client.get_handle(app, "-")).client
         stage = "submit"
         try:
             with anyio.fail_after(request.timeout):
@@ -177,7 +181,6 @@ class FalProvider:
                     stage = "poll"
                     if checkpoint is not None:
                         await checkpoint(handle.request_id)
-                self._http = handle.client
                 result = await self._wait_for_result(handle)
                 stage = "download"
                 image = await self._download(handle.client, result)
