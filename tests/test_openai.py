@@ -379,6 +379,10 @@ def test_sizes_keep_the_ratio_exactly_and_grow_with_the_tier() -> None:
         assert areas == sorted(areas) and len(set(areas)) == 3
 
 
+def test_a_call_without_usage_is_priced_at_the_estimate_not_zero() -> None:
+    assert info.cost(MODEL, "2K", "1:1", 1, Usage()) == info.estimate(MODEL, "2K", "1:1", 1)
+
+
 def test_estimate_is_in_the_published_range() -> None:
     # 4160 tokens at $30/1M is ~$0.125 for a high-quality 1024x1024 image.
     assert info.estimate(MODEL, "1K", "1:1", 0) == pytest.approx(0.1263, abs=1e-3)

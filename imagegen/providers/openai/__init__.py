@@ -158,7 +158,10 @@ def estimate(model: str, quality: str, aspect: str, references: int) -> float:
 
 def cost(model: str, quality: str, aspect: str, references: int, usage: Usage) -> float:
     """USD billed for one call, from its usage: input tokens at the image-input rate (an upper
-    bound), output tokens at the image-output rate."""
+    bound), output tokens at the image-output rate. A response without usage is priced at
+    :func:`estimate`, never at zero."""
+    if usage.prompt_tokens == 0 and usage.output_tokens == 0:
+        return estimate(model, quality, aspect, references)
     return (
         usage.prompt_tokens * IMAGE_INPUT_USD_PER_TOKEN
         + usage.output_tokens * IMAGE_OUTPUT_USD_PER_TOKEN
