@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import answers, render, wire
+from . import answers, families, render, wire
 from .httpd import Handler, Server
 from .outcomes import Outcome, Script
 from .render import RENDER_MODES
@@ -198,6 +198,10 @@ class Emulator:
     def _answer(self, handler: Handler) -> None:
         url = urlsplit(handler.path)
         body = handler.read_body()
+        # The OpenAI and fal route families answer their own paths (issue 14).
+        take, sleep = self._script.take, self._sleep
+        if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
+            return
         if handler.command != "POST" or not _is_route(url.path):
             raise wire.WireError(404, "NOT_FOUND", f"Method not found: {url.path}")
         model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)

@@ -82,7 +82,23 @@ def _gemini() -> ProviderInfo:
     return INFO
 
 
-_LOADERS: dict[str, Callable[[], ProviderInfo]] = {"gemini": _gemini}
+def _openai() -> ProviderInfo:
+    from .openai import INFO
+
+    return INFO
+
+
+def _fal() -> ProviderInfo:
+    from .fal import INFO
+
+    return INFO
+
+
+_LOADERS: dict[str, Callable[[], ProviderInfo]] = {
+    "gemini": _gemini,
+    "openai": _openai,
+    "fal": _fal,
+}
 REGISTRY: Mapping[str, Callable[[], ProviderInfo]] = _LOADERS
 
 
