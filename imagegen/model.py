@@ -274,22 +274,30 @@ Event: TypeAlias = JobEvent | SessionEvent
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Counts by status, the total and the USD spent, as the snapshot's ``summary``."""
+    """Counts by status, the total and the USD spent, as the snapshot's ``summary``.
+
+    ``undelivered`` counts completed jobs whose source's after-save step has not run yet (a
+    crash between the image and, say, its YAML update): resume finishes them, no new call.
+    ``cost_usd`` includes ``planning_cost_usd`` from the config (text written while planning).
+    """
 
     total: int
     counts: Mapping[str, int]
     cost_usd: float
+    undelivered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"total": self.total}
         out.update({status: self.counts.get(status, 0) for status in STATUSES})
         out["cost_usd"] = self.cost_usd
+        if self.undelivered:
+            out["undelivered"] = self.undelivered
         return out
 
     @property
     def unfinished(self) -> int:
-        """Jobs a run may still take: pending, retry or running."""
-        return sum(self.counts.get(s, 0) for s in RUNNABLE)
+        """Jobs a run may still take (pending, retry, running) or finish (undelivered)."""
+        return sum(self.counts.get(s, 0) for s in RUNNABLE) + self.undelivered
 
 
 @dataclass(slots=True)
@@ -342,8 +350,10 @@ class SessionState:
         self.updated = event.at
 
     def summary(self) -> Summary:
-        cost = round(sum(js.cost_usd or 0.0 for js in self.jobs.values()), 6)
-        return Summary(len(self.jobs), dict(self.counts), cost)
+        planning = self.config.get("planning_cost_usd") or 0.0
+        cost = round(sum(js.cost_usd or 0.0 for js in self.jobs.values()) + planning, 6)
+        undelivered = sum(1 for js in self.jobs.values() if js.delivery == "pending")
+        return Summary(len(self.jobs), dict(self.counts), cost, undelivered)
 
 
 def fold(state: SessionState, events: Iterable[Event]) -> SessionState:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -24,7 +24,7 @@ from .executors.budget import Budget
 from .executors.limiter import Limits, StartGate
 from .executors.pool import Runner, RunResult
 from .journal import Journal, current_owner
-from .model import SessionUpdate
+from .model import JobState, SessionState, SessionUpdate
 from .outputs import Outputs
 from .progress import live_display, plain_printer, render, view_of
 from .providers import ProviderInfo
@@ -64,10 +64,24 @@ def api_key(info: ProviderInfo, offline: bool) -> str:
     )
 
 
+def provider_names(main: str, jobs: Iterable[JobState]) -> list[str]:
+    """The providers a session uses: its own, then any other its jobs name."""
+    return list(dict.fromkeys([main, *(js.job.provider for js in jobs)]))
+
+
+def session_providers(state: SessionState) -> list[str]:
+    return provider_names(str(state.config.get("provider", "gemini")), state.jobs.values())
+
+
+def keys_for(names: Iterable[str], offline: bool) -> dict[str, str]:
+    """Each provider's key, read before anything runs; InputError names a missing one."""
+    return {name: api_key(providers.get(name), offline) for name in names}
+
+
 async def run_session(
     journal: Journal,
     settings: Settings,
-    key: str,
+    keys: Mapping[str, str],
     console: Console,
     *,
     mode: str = "run",
@@ -75,13 +89,24 @@ async def run_session(
 ) -> int:
     """Run a session and print its summary; returns the exit code.
 
-    ``mode`` "run" runs every runnable job of a new session; "resume" settles what a crash
-    left and runs every unfinished job; "retry" settles the same, then runs ``job_ids`` (or
-    every failed job) again. Raises JournalError when the journal cannot be written.
+    ``keys`` maps each provider the session uses to its key (:func:`keys_for`). ``mode``
+    "run" runs every runnable job of a new session; "resume" settles what a crash left and
+    runs every unfinished job; "retry" settles the same, then runs ``job_ids`` (or every
+    failed job) again. Raises JournalError when the journal cannot be written.
     """
-    info = providers.get(str(journal.state.config.get("provider", "gemini")))
-    async with info.open(key, settings.offline, settings.offline_latency) as provider:
-        result = await run_jobs(journal, settings, provider, info, console, mode, job_ids)
+    names = session_providers(journal.state)
+    async with AsyncExitStack() as stack:
+        opened: dict[str, tuple[ImageProvider, ProviderInfo]] = {}
+        for name in names:
+            info = providers.get(name)
+            adapter = await stack.enter_async_context(
+                info.open(keys[name], settings.offline, settings.offline_latency)
+            )
+            opened[name] = (adapter, info)
+        provider, info = opened[names[0]]
+        result = await run_jobs(
+            journal, settings, provider, info, console, mode, job_ids, others=opened
+        )
     console.print()
     console.print(render(view_of(journal.state)))
     try:
@@ -109,6 +134,8 @@ async def run_jobs(
     console: Console,
     mode: str = "run",
     job_ids: Sequence[str] = (),
+    *,
+    others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
 ) -> RunResult:
     """Run the writer and the pool, and record who ran the session and how it ended.
 
@@ -116,7 +143,9 @@ async def run_jobs(
     cancelled and their jobs return to pending.
     """
     with unwrap_group():
-        return await _run_jobs(journal, settings, provider, info, console, mode, job_ids)
+        return await _run_jobs(
+            journal, settings, provider, info, console, mode, job_ids, others or {}
+        )
 
 
 async def _run_jobs(
@@ -127,6 +156,7 @@ async def _run_jobs(
     console: Console,
     mode: str,
     job_ids: Sequence[str],
+    others: Mapping[str, tuple[ImageProvider, ProviderInfo]],
 ) -> RunResult:
     outputs = Outputs(
         journal.session_id,
@@ -149,9 +179,10 @@ async def _run_jobs(
             policy=settings.policy,
             timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
-            budget=_budget(journal, info, settings.max_cost),
+            budget=_budget(journal, settings.max_cost),
             outputs=outputs,
             after_save=_after_save,
+            others=others,
         )
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)
@@ -174,13 +205,14 @@ async def _run_jobs(
     return result
 
 
-def _budget(journal: Journal, info: ProviderInfo, limit: float | None) -> Budget | None:
+def _budget(journal: Journal, limit: float | None) -> Budget | None:
     """The run's budget, knowing the dearest thinking any earlier call of the session used."""
     if limit is None:
         return None
     budget = Budget(limit)
     for state in journal.state.jobs.values():
         job = state.job
+        info = providers.get(job.provider)
         price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
         for attempt in state.history:
             if attempt.outcome == "completed" and attempt.cost_usd is not None:

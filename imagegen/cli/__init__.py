@@ -16,8 +16,9 @@ from typing import IO, Any
 
 from rich.console import Console
 
-from .. import sources
+from .. import providers, sources
 from ..errors import EXIT_INTERRUPTED, EXIT_STOPPED, EXIT_USAGE, ImagegenError, InputError
+from ..secrets import redact, register_environment
 from .options import build_parser, source_parser
 
 
@@ -32,7 +33,7 @@ class _QuietPipe:
     def write(self, text: str) -> int:
         if not self.closed_by_reader:
             try:
-                return self._stream.write(text)
+                return self._stream.write(redact(text))
             except (BrokenPipeError, ValueError):
                 self.closed_by_reader = True
         return len(text)
@@ -82,6 +83,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for name in providers.REGISTRY:  # every key this process could hold, whatever runs
+        register_environment(providers.get(name).key_vars)
     if argv[:1] == ["emulator"]:
         from ..emulator import main as emulator_main
 
@@ -101,15 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImagegenError as exc:
         if args.verbose:
             raise
-        print(f"imagegen: error: {exc}", file=sys.stderr)
+        print(redact(f"imagegen: error: {exc}"), file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     except OSError as exc:
         if args.verbose:
             raise
         where = f" {exc.filename}" if exc.filename else ""
         print(
-            f"imagegen: error: cannot write{where}: {exc.strerror or exc}; free space or fix "
-            "permissions, then continue with --resume SESSION_ID (imagegen --status lists them)",
+            redact(
+                f"imagegen: error: cannot write{where}: {exc.strerror or exc}; free space or fix "
+                "permissions, then continue with --resume SESSION_ID (imagegen --status lists "
+                "them)"
+            ),
             file=sys.stderr,
         )
         return EXIT_STOPPED

@@ -25,7 +25,7 @@ from ..model import JSON, Job, JobState, SessionUpdate
 from ..providers import ProviderInfo
 from ..recovery import parse_job_ids
 from ..retry import RetryPolicy, load_policy
-from ..session import Settings, api_key, run_session
+from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
 from .dryrun import print_dry_run
 
@@ -148,13 +148,13 @@ def start(
         **_limits(args, info),
     }
     settings = settings_from(args, config)
-    key = api_key(info, settings.offline)  # refused before anything is written
+    keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
     if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
         raise InputError(
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
-    return _create_and_run(args.sessions_dir, config, plan, settings, key, console)
+    return _create_and_run(args.sessions_dir, config, plan, settings, keys, console)
 
 
 def _create_and_run(
@@ -162,7 +162,7 @@ def _create_and_run(
     config: dict[str, JSON],
     plan: Plan,
     settings: Settings,
-    key: str,
+    keys: dict[str, str],
     console: Console,
     parent: Journal | None = None,
 ) -> int:
@@ -183,7 +183,7 @@ def _create_and_run(
             f"Session {journal.session_id}: {plan.describe}; journal {journal.snapshot_path}"
         )
         try:
-            return anyio.run(run_session, journal, settings, key, console)
+            return anyio.run(run_session, journal, settings, keys, console)
         except KeyboardInterrupt:
             console.print(
                 f"Interrupted before the first call. Continue with: image-gen.sh --resume "
@@ -228,11 +228,10 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
             )
         config = journal.state.config
         settings = settings_from(args, config)
-        info = providers.get(str(config.get("provider", "gemini")))
-        key = api_key(info, settings.offline)
+        keys = keys_for(session_providers(journal.state), settings.offline)
         console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
         return anyio.run(
-            lambda: run_session(journal, settings, key, console, mode=mode, job_ids=job_ids)
+            lambda: run_session(journal, settings, keys, console, mode=mode, job_ids=job_ids)
         )
 
 
@@ -311,8 +310,8 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
         return 0
     config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, info))
     settings = settings_from(args, config)
-    key = api_key(info, settings.offline)
+    keys = keys_for(provider_names(info.name, jobs), settings.offline)
     # The parent's lock is held while the child is created: a parent another process runs
     # gets no stray child.
     with Journal.open(args.sessions_dir, args.upgrade) as parent:
-        return _create_and_run(args.sessions_dir, config, plan, settings, key, console, parent)
+        return _create_and_run(args.sessions_dir, config, plan, settings, keys, console, parent)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -93,7 +93,9 @@ def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | No
 class Runner:
     """Runs the jobs of one open session. Clock and sleep are injected for tests.
 
-    ``after_save(source_name)`` gives the source's after-save step (or None).
+    ``provider`` and ``info`` serve the jobs of provider ``info.name``; ``others`` maps the
+    names of any other providers the session's jobs name to theirs. ``after_save(source_name)``
+    gives the source's after-save step (or None).
     """
 
     def __init__(
@@ -112,10 +114,10 @@ class Runner:
         references: ReferenceCache | None = None,
         outputs: Outputs | None = None,
         after_save: Callable[[str], AfterSave | None] | None = None,
+        others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
     ) -> None:
         self.journal = journal
-        self.provider = provider
-        self.info = info
+        self._providers = {info.name: (provider, info), **(others or {})}
         self.gate = gate
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
@@ -290,14 +292,17 @@ class Runner:
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
-            while self.budget is not None and self.budget.must_wait():
-                await self._settled.wait()  # the first call's real cost decides the rest
             await self.gate.wait_turn()
+            # No await between this check and the reservation below: the first call's real
+            # cost decides what every later call holds.
+            while self.budget is not None and self.budget.must_wait():
+                await self._settled.wait()
             if self.stop_reason:
                 raise _Stopped
             state = self.journal.job(job_id)
             job = state.job
-            price = self.info.estimate(job.model, job.quality, job.aspect, len(job.references))
+            provider, info = self._providers[job.provider]
+            price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
             held = 0.0
             if self.budget is not None:
                 held = self.budget.reservation(price)
@@ -321,7 +326,7 @@ class Runner:
 
                 request = replace(request, resume=self.journal.job(job_id).resume)
                 try:
-                    generation = await self.provider.generate(request, checkpoint)
+                    generation = await provider.generate(request, checkpoint)
                 except BatchStop as exc:
                     self.stop(str(exc))  # before the slot is released: nothing new may start
                     raise
@@ -329,7 +334,7 @@ class Runner:
                     await self._after_failure(exc)
                     raise
                 self.breaker.success()
-                cost = self.info.cost(
+                cost = info.cost(
                     job.model, job.quality, job.aspect, len(job.references), generation.usage
                 )
                 billed = True
@@ -402,7 +407,7 @@ class Runner:
         label: str,
     ) -> None:
         info = placement.info
-        note = size_note(self.info, state, info)
+        note = size_note(self._providers[state.job.provider][1], state, info)
         if generation is not None and generation.note:
             note = f"{note}; {generation.note}" if note else generation.note
         step = self.after_save(state.job.source)

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ from ..model import (
     SessionState,
     SessionUpdate,
 )
+from ..secrets import redact
 from .codec import (
     FORMAT_VERSION,
     encode_header,
@@ -240,6 +242,10 @@ class Journal:
         if job_id not in self.state.jobs:
             raise KeyError(job_id)
         seq = self.state.seq + 1
+        if isinstance(update.error, str):  # the journal never holds a key, whoever wrote this
+            update = replace(update, error=redact(update.error))
+        if attempt is not None and attempt.error:
+            attempt = replace(attempt, error=redact(attempt.error))
         event = JobEvent(seq, now_iso(), job_id, update, attempt)
         self.state.apply(event)
         await self._log(orjson.dumps(encode_job_event(event)) + b"\n")
@@ -247,6 +253,8 @@ class Journal:
 
     async def update_session(self, update: SessionUpdate) -> None:
         """Apply a session-level change; returns once it is on disk."""
+        if isinstance(update.stop_reason, str):
+            update = replace(update, stop_reason=redact(update.stop_reason))
         event = SessionEvent(self.state.seq + 1, now_iso(), update)
         self.state.apply(event)
         await self._log(orjson.dumps(encode_session_event(event)) + b"\n")

@@ -45,6 +45,7 @@ import fal_client
 import fal_client.client as fal_sdk
 import httpx
 
+from ... import secrets
 from ...errors import (
     AttemptTimeout,
     BadRequest,
@@ -144,6 +145,7 @@ class FalProvider:
         if not api_key.strip():
             raise InputError("no API key: set FAL_KEY")
         self._api_key = api_key.strip()
+        secrets.register(self._api_key)
         self._client = fal_client.AsyncClient(key=self._api_key, default_timeout=sdk_timeout)
         self._poll_first, self._poll_max, self._sleep = poll_first, poll_max, sleep
         self._http: httpx.AsyncClient | None = None  # the SDK's client, once it has made one
@@ -393,8 +395,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    # Redacted before it is cut: a key echoed near the cut must not leave a part behind.
+    return secrets.one_line(text, _MAX_MESSAGE)
 
 
 def scrub(text: str, api_key: str) -> str:

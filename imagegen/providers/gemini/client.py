@@ -32,6 +32,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from ... import secrets
 from ...errors import (
     AttemptTimeout,
     BadRequest,
@@ -42,8 +43,9 @@ from ...errors import (
     RateLimited,
     ServerError,
 )
-from ...images import sniff
+from ...images import probe, sniff
 from ..base import Checkpoint, Generation, ImageRequest, Usage
+from . import pixel_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
 
@@ -116,6 +118,7 @@ class GeminiProvider:
         if not api_key.strip():
             raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
         self._api_key = api_key.strip()
+        secrets.register(self._api_key)
         # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its
         # async path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
         tls = _tls_context()
@@ -158,12 +161,13 @@ class GeminiProvider:
             if mapped is None:
                 raise
             raise mapped from exc
-        image = pick_image(response)
+        want = pixel_size(request.model, request.quality, request.aspect)
+        image, note = pick_image(response, want)
         # Checking a 4K PNG takes ~20 ms (CRCs), decoding a 4K JPEG ~0.5 s: off the loop. A
         # small PNG is checked in place, where a thread hop would cost more than the check.
         if len(image) <= INLINE_CHECK_BYTES and image.startswith(PNG_SIGNATURE):
-            return read_generation(response, image)
-        return await anyio.to_thread.run_sync(read_generation, response, image)
+            return read_generation(response, image, note)
+        return await anyio.to_thread.run_sync(read_generation, response, image, note)
 
     async def aclose(self) -> None:
         """Close the SDK clients and the connection pool."""
@@ -206,16 +210,18 @@ def build_config(request: ImageRequest, *, sdk_timeout: float) -> types.Generate
 
 
 def read_generation(
-    response: types.GenerateContentResponse, image: bytes | None = None
+    response: types.GenerateContentResponse,
+    image: bytes | None = None,
+    note: str | None = None,
 ) -> Generation:
     """The kept image (``image`` if already picked by :func:`pick_image`), with its real MIME
-    type, usage and finish reason.
+    type, usage and finish reason, and ``note`` on how it was chosen.
 
     Raises NoImage as :func:`pick_image` does, and ServerError when the image bytes are not a
     whole image (a corrupt transfer, worth another attempt).
     """
     if image is None:
-        image = pick_image(response)
+        image, note = pick_image(response)
     try:
         info = sniff(image)
     except ValueError as exc:
@@ -228,11 +234,29 @@ def read_generation(
         finish_reason=_name(finish) if finish is not None else None,
         usage=read_usage(response.usage_metadata),
         model_version=response.model_version,
+        request_id=response.response_id,
+        note=note,
     )
 
 
-def pick_image(response: types.GenerateContentResponse) -> bytes:
-    """The bytes of the last non-thought image part of the first candidate.
+def _size_of(data: bytes) -> tuple[int, int] | None:
+    try:
+        info = probe(data)
+    except ValueError:
+        return None
+    return info.width, info.height
+
+
+def pick_image(
+    response: types.GenerateContentResponse, want: tuple[int, int] | None = None
+) -> tuple[bytes, str | None]:
+    """The image that answers the request, and a note for the journal when the choice was not
+    the plain one.
+
+    Among the first candidate's image parts not marked ``thought`` (Pro may send interim
+    thought images first: notes, "Models"), the one of the requested pixel size ``want``, else
+    the last. When every image part is marked ``thought`` (reported for Gemini 3), the last of
+    them is the answer: kept, with a note, rather than failing with NO_IMAGE.
 
     Raises NoImage for a blocked prompt, no candidates, a finish reason without image, or a
     text-only answer (``reason`` is the block or finish reason, or TEXT_ONLY / NO_CANDIDATES).
@@ -250,21 +274,30 @@ def pick_image(response: types.GenerateContentResponse) -> bytes:
     finish = _name(candidate.finish_reason) if candidate.finish_reason is not None else None
     parts = (candidate.content.parts if candidate.content else None) or []
 
-    image: bytes | None = None
+    final: list[bytes] = []
+    thought: list[bytes] = []
     for part in parts:
         blob = part.inline_data
-        # Pro may send interim "thought" images before the final one (notes, "Models").
-        if part.thought or blob is None or not blob.data:
+        if blob is None or not blob.data or not (blob.mime_type or "").startswith("image/"):
             continue
-        if (blob.mime_type or "").startswith("image/"):
-            image = blob.data
-    if image is None:
+        (thought if part.thought else final).append(blob.data)
+    note = None
+    if not final and thought:
+        final, note = thought[-1:], "the image came only in a part marked thought; kept"
+    if not final:
         text = " ".join(p.text for p in parts if p.text and not p.thought)
         if text and finish in (None, "STOP"):
             raise NoImage(f"no image, the model answered: {_one_line(text)}", reason="TEXT_ONLY")
         reason = finish or "NO_IMAGE"
         raise NoImage(f"no image (finish reason {reason})", reason=reason)
-    return image
+    if len(final) > 1 and want is not None:
+        sized = [data for data in final if _size_of(data) == want]
+        if sized and sized[-1] is not final[-1]:
+            return sized[-1], (
+                f"{len(final)} images in the answer; kept the one of the requested size "
+                f"{want[0]}x{want[1]}"
+            )
+    return final[-1], note
 
 
 def read_usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
@@ -369,8 +402,8 @@ def _name(value: enum.Enum | str) -> str:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    # Redacted before it is cut: a key echoed near the cut must not leave a part behind.
+    return secrets.one_line(text, _MAX_MESSAGE)
 
 
 def _scrub(text: str, api_key: str) -> str:

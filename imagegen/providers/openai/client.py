@@ -32,6 +32,7 @@ import httpx2
 import openai
 import pydantic
 
+from ... import secrets
 from ...errors import (
     AttemptTimeout,
     BadRequest,
@@ -110,6 +111,7 @@ class OpenAIProvider:
         if not api_key.strip():
             raise InputError("no API key: set OPENAI_API_KEY")
         self._api_key = api_key.strip()
+        secrets.register(self._api_key)
         # max_retries=0: one HTTP request per attempt; the runner's retry layer is the only one.
         self._client = openai.AsyncOpenAI(api_key=self._api_key, base_url=base_url, max_retries=0)
 
@@ -304,8 +306,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    # Redacted before it is cut: a key echoed near the cut must not leave a part behind.
+    return secrets.one_line(text, _MAX_MESSAGE)
 
 
 def scrub(text: str, api_key: str) -> str:
