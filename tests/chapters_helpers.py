@@ -1,12 +1,16 @@
-"""Test seams for the chapter image stage: episodes on disk."""
+"""Test seams for the chapter image stage: episodes on disk, a scripted text model."""
 
 from __future__ import annotations
 
 import json
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imagegen.errors import ProviderError
+from imagegen.sources.chapters.prompts import TextUsage
 from imagegen.sources.chapters.settings import ImageSettings
 
 NOW = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
@@ -59,3 +63,19 @@ def mixed_chapters() -> list[dict[str, Any]]:
         chapter("ch04", "screen_share", image_prompt="A generic wallet app screen"),
         chapter("ch05", "talking_head", title="Özet", image_prompt=None),
     ]
+
+
+@dataclass
+class FakeWriter:
+    """A scriptable text model: answers from ``answers`` in order, then a default."""
+
+    answers: deque[str | ProviderError] = field(default_factory=deque)
+    calls: list[str] = field(default_factory=list)
+    cost_usd: float = 0.001
+
+    async def write(self, instructions: str) -> tuple[str, TextUsage]:
+        self.calls.append(instructions)
+        answer = self.answers.popleft() if self.answers else f"Prompt #{len(self.calls)}"
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer, TextUsage("fake-text", 100, 50, self.cost_usd)

@@ -10,17 +10,45 @@ from .episode import (
     load_episode,
     parse_episode,
 )
+from .prompt_cache import (
+    CachedPrompt,
+    PromptCache,
+    read_prompt_cache,
+    write_prompt_cache,
+)
+from .prompts import (
+    EmptyPrompt,
+    PromptTemplate,
+    PromptWriter,
+    TextUsage,
+    WrittenPrompt,
+    compose_prompt,
+    load_template,
+    write_image_prompt,
+)
 from .settings import ImageSettings, settings_from_env
 
 __all__ = [
     "CHAPTERS_FILE",
     "VISUAL_TYPES",
+    "CachedPrompt",
     "Chapter",
+    "EmptyPrompt",
     "Episode",
     "EpisodeError",
     "ImageSettings",
+    "PromptCache",
+    "PromptTemplate",
+    "PromptWriter",
+    "TextUsage",
     "Visual",
+    "WrittenPrompt",
+    "compose_prompt",
     "load_episode",
+    "load_template",
     "parse_episode",
+    "read_prompt_cache",
     "settings_from_env",
+    "write_image_prompt",
+    "write_prompt_cache",
 ]
