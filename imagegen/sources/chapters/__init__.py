@@ -10,6 +10,7 @@ from .episode import (
     load_episode,
     parse_episode,
 )
+from .placeholder import Placeholder, draw_placeholder
 from .prompt_cache import (
     CachedPrompt,
     PromptCache,
@@ -37,6 +38,7 @@ __all__ = [
     "Episode",
     "EpisodeError",
     "ImageSettings",
+    "Placeholder",
     "PromptCache",
     "PromptTemplate",
     "PromptWriter",
@@ -44,6 +46,7 @@ __all__ = [
     "Visual",
     "WrittenPrompt",
     "compose_prompt",
+    "draw_placeholder",
     "load_episode",
     "load_template",
     "parse_episode",
