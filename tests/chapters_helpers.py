@@ -1,13 +1,17 @@
-"""Test seams for the chapter image stage: episodes on disk, a scripted text model."""
+"""Test seams for the chapter image stage: episodes on disk, a scripted text model, PNG
+bytes."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from imagegen.errors import ProviderError
 from imagegen.sources.chapters.prompts import TextUsage
@@ -63,6 +67,12 @@ def mixed_chapters() -> list[dict[str, Any]]:
         chapter("ch04", "screen_share", image_prompt="A generic wallet app screen"),
         chapter("ch05", "talking_head", title="Özet", image_prompt=None),
     ]
+
+
+def png(width: int = 48, height: int = 27, colour: tuple[int, int, int] = (20, 90, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format="PNG")
+    return out.getvalue()
 
 
 @dataclass
