@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,19 @@ def test_bad_env_values_name_the_variable(name: str, value: str) -> None:
 def test_negative_cap_is_refused() -> None:
     with pytest.raises(InputError, match="USD >= 0"):
         settings_from_env({"MAX_EPISODE_COST_USD": "-1"})
+
+
+def test_the_committed_sample_is_what_the_tool_writes_and_it_loads() -> None:
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sample", root / "tools/make_sample_episode.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = root / "samples" / "episodes" / tool.EPISODE_ID / "chapters.json"
+    assert path.read_bytes() == tool.render()
+    episode = load_episode(path)
+    kinds = [c.visual.type for c in episode.chapters if c.visual]
+    assert set(kinds) == {"title_card", "diagram", "b_roll", "screen_share", "talking_head"}
+    written = [c for c in episode.chapters if c.visual and c.visual.type == "b_roll"]
+    assert written and written[0].visual and written[0].visual.image_prompt is None
+    assert any(not c.title.isascii() for c in episode.chapters)
