@@ -12,6 +12,8 @@ from imagegen.sources.chapters import (
     EpisodeCostCap,
     ImageGenResult,
     ImageSettings,
+    Manifest,
+    Provenance,
     RunTally,
     begin_manifest,
     build_provenance,
@@ -65,6 +67,20 @@ async def run_episode(
         if fixed.changed:
             write_manifest(episode_dir, manifest)
         return build_result(episode_dir, plan, manifest, tally, duration_seconds=0.0)
+
+    def provenance(manifest: Manifest, tally: RunTally) -> Provenance:
+        return build_provenance(
+            plan,
+            manifest,
+            tally,
+            settings,
+            template,
+            now=now,
+            duration_seconds=1.5,
+            force=force,
+            chapter_id=chapter_id,
+        )
+
     cap = EpisodeCostCap(settings.max_episode_cost_usd)
     cache = read_prompt_cache(episode_dir)
     order = episode.chapter_ids
@@ -112,30 +128,8 @@ async def run_episode(
                 entry = unmade_entry(d, error, now=now, prompt=prompt, model=settings.model)
                 manifest = record_entry(episode_dir, manifest, entry, order, now)
         tally = tally.add_entry(entry)
-        provenance = build_provenance(
-            plan,
-            manifest,
-            tally,
-            settings,
-            template,
-            now=now,
-            duration_seconds=1.5,
-            force=force,
-            chapter_id=chapter_id,
-        )
-        write_provenance(episode_dir, provenance)
+        write_provenance(episode_dir, provenance(manifest, tally))
     manifest = finish_manifest(manifest, plan.expected, now, cost_limited=stopped)
     write_manifest(episode_dir, manifest)
-    provenance = build_provenance(
-        plan,
-        manifest,
-        tally,
-        settings,
-        template,
-        now=now,
-        duration_seconds=1.5,
-        force=force,
-        chapter_id=chapter_id,
-    )
-    write_provenance(episode_dir, provenance)
+    write_provenance(episode_dir, provenance(manifest, tally))
     return build_result(episode_dir, plan, manifest, tally, duration_seconds=1.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ...errors import NoImage, ProviderError
 from .imagefile import save_image
@@ -25,13 +26,10 @@ def placeholder_entry(
     decision: ChapterDecision, placeholder: Placeholder, now: datetime
 ) -> ImageEntry:
     """The entry of a drawn placeholder (``generation_method`` "template", no model, $0)."""
-    return ImageEntry(
-        chapter_id=decision.chapter_id,
-        chapter_title=decision.chapter.title,
-        visual_type=decision.visual_type or "",
-        status=EntryStatus.OK,
-        content_hash=decision.content_hash,
-        generated_at=iso_utc(now),
+    return _entry(
+        decision,
+        EntryStatus.OK,
+        now,
         file_path=decision.file_path,
         generation_method="template",
         size=f"{placeholder.width}x{placeholder.height}",
@@ -56,13 +54,10 @@ def generated_entry(
     wrote "dalle3"), ``width`` x ``height`` the image's real pixels, ``cost_usd`` the image's
     cost alone, ``details`` what the provider returned (finish reason, model version, request
     id, usage). ``size_bytes`` is set when the image is saved."""
-    return ImageEntry(
-        chapter_id=decision.chapter_id,
-        chapter_title=decision.chapter.title,
-        visual_type=decision.visual_type or "",
-        status=EntryStatus.OK,
-        content_hash=decision.content_hash,
-        generated_at=iso_utc(now),
+    return _entry(
+        decision,
+        EntryStatus.OK,
+        now,
         cost_usd=cost_usd,
         file_path=decision.file_path,
         prompt=prompt,
@@ -91,6 +86,23 @@ def unmade_entry(
     status = entry_status(error)
     reason = error.reason if isinstance(error, NoImage) else error.kind
     details: dict[str, JSON] = {"error": str(error)} if str(error) else {}
+    return _entry(
+        decision,
+        status,
+        now,
+        cost_usd=cost_usd,
+        prompt=prompt,
+        generation_method=method,
+        model=model,
+        reason=reason,
+        details=details,
+    )
+
+
+def _entry(
+    decision: ChapterDecision, status: EntryStatus, now: datetime, **fields: Any
+) -> ImageEntry:
+    """An entry for ``decision``'s chapter: what every outcome shares, plus ``fields``."""
     return ImageEntry(
         chapter_id=decision.chapter_id,
         chapter_title=decision.chapter.title,
@@ -98,12 +110,7 @@ def unmade_entry(
         status=status,
         content_hash=decision.content_hash,
         generated_at=iso_utc(now),
-        cost_usd=cost_usd,
-        prompt=prompt,
-        generation_method=method,
-        model=model,
-        reason=reason,
-        details=details,
+        **fields,
     )
 
 
