@@ -230,13 +230,23 @@ def test_appending_to_a_flow_list_stays_one_flow_line() -> None:
     ]
 
 
-def test_drift_next_to_a_changed_line_falls_back_to_ruamels_layout_and_says_so() -> None:
-    text = "a: [ x ]\nb: 1\n"
+def test_a_changed_line_that_had_drifted_takes_ruamels_layout_alone() -> None:
+    text = "a: [ x ]\nfile_name:     null\nmodel:         null\nb: [ z ]\n"
     doc = parse(text.encode(), FILE)
-    doc.data["a"].append("y")  # the changed line is itself a drifted one
+    doc.data["a"].append("y")
+    set_field(doc.data, "model", "m")
+    rendered = render(doc)
+    assert not rendered.reformatted
+    assert rendered.data == b"a: [x, y]\nfile_name:     null\nmodel: m\nb: [ z ]\n"
+
+
+def test_a_reflowed_line_next_to_a_change_falls_back_to_ruamels_layout_and_says_so() -> None:
+    text = "note: a plain scalar\n  on two lines\nb: [ z ]\n"
+    doc = parse(text.encode(), FILE)
+    set_field(doc.data, "note", "short")
     rendered = render(doc)
     assert rendered.reformatted
-    assert rendered.data == b"a: [x, y]\nb: 1\n"
+    assert rendered.data == b"note: short\nb: [z]\n"
 
 
 def test_drift_elsewhere_is_kept_as_written() -> None:

@@ -397,9 +397,11 @@ def _detect_style(data: CommentedMap, text: str, *, crlf: bool, bom: bool) -> tu
     for mapping, sequence, offset in dict.fromkeys((_guess_indent(text), *CANDIDATES)):
         style = Style(mapping, sequence, offset, start, crlf, bom)
         out = dump(data, style)
-        if out == text:
+        drift, indents_agree = _compare(text, out)
+        if not drift or indents_agree:
+            # The drift left is not indentation (spacing, quoting of reflowed scalars): no
+            # other candidate can do better, and each costs a dump.
             return style, out
-        drift = _count_drift(text, out)
         if best is None or drift < best[0]:
             best = (drift, style, out)
     assert best is not None
@@ -414,11 +416,26 @@ def _opens_with_document_start(text: str) -> bool:
     return False
 
 
-def _count_drift(a: str, b: str) -> int:
-    matcher = SequenceMatcher(None, a.split("\n"), b.split("\n"), autojunk=False)
-    return sum(
-        max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
-    )
+def _compare(a: str, b: str) -> tuple[int, bool]:
+    """(lines that differ, whether every line that drifted in place kept its indentation)."""
+    a_lines, b_lines = a.split("\n"), b.split("\n")
+    matcher = SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    drift, agree = 0, True
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        drift += max(i2 - i1, j2 - j1)
+        if i2 - i1 != j2 - j1:
+            continue  # a scalar re-flowed over fewer or more lines: says nothing of indents
+        for old, new in zip(a_lines[i1:i2], b_lines[j1:j2], strict=True):
+            if _indent(old) != _indent(new):
+                agree = False
+    return drift, agree
+
+
+def _indent(line: str) -> str:
+    """Leading spaces and the dashes of sequence entries: ``"  - - "``."""
+    return line[: len(line) - len(line.lstrip(" -"))]
 
 
 _KEY_ONLY = re.compile(r"^(?P<lead>[ -]*)[^\s#-][^#]*?:\s*(#.*)?$")
@@ -460,12 +477,16 @@ def _guess_indent(text: str) -> tuple[int, int, int]:
 
 
 def _merge(orig: list[str], base: list[str], new: list[str]) -> list[str] | None:
-    """``orig`` with the edits that turn ``base`` into ``new``; None when an edit touches a
-    line where ``orig`` and ``base`` differ (the merge would be a guess)."""
+    """``orig`` with the edits that turn ``base`` into ``new``; None when an edit touches lines
+    that ruamel re-flowed (one line became two, or the reverse): the merge would be a guess.
+    :func:`render` checks that the result reads back as the changed document."""
     b2a: dict[int, int] = {}
-    for block in SequenceMatcher(None, orig, base, autojunk=False).get_matching_blocks():
-        for n in range(block.size):
-            b2a[block.b + n] = block.a + n
+    for tag, a1, a2, b1, b2 in SequenceMatcher(None, orig, base, autojunk=False).get_opcodes():
+        # Equal lines map one to one; so do lines that only drifted (as many on each side:
+        # ``key:   null`` against ``key: null``), so a changed field may itself have drifted.
+        if tag == "equal" or (tag == "replace" and a2 - a1 == b2 - b1):
+            for n in range(b2 - b1):
+                b2a[b1 + n] = a1 + n
     edits: list[tuple[int, int, list[str]]] = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, base, new, autojunk=False).get_opcodes():
         if tag == "equal":
