@@ -98,6 +98,7 @@ def test_planning_looks_at_the_disk_only_through_exists(specs: Specs) -> None:
         ({"kind": "chapters"}, ["one", "two"]),
         ({"kind": "locations"}, ["quay/overview", "quay/bell", "quay/crates"]),
         ({"only": ["quay"]}, ["quay/overview", "quay/bell", "quay/crates"]),
+        ({"only": "quay"}, ["quay/overview", "quay/bell", "quay/crates"]),
         ({"only": ["dawn", "quay"], "kind": "chapters"}, ["one", "two"]),
         ({"match": "quay/*"}, ["quay/overview", "quay/bell", "quay/crates"]),
         ({"match": "*o*"}, ["one", "two", "quay/overview"]),

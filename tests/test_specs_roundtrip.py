@@ -278,3 +278,9 @@ def test_unreadable_files_raise_one_line_spec_errors(raw: bytes, fragments: list
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message
+
+
+def test_a_file_holding_nan_can_still_be_updated() -> None:
+    doc = parse(b"weight: .nan\nfile_path: null\n", FILE)
+    set_field(doc.data, "file_path", "x.png")
+    assert render(doc).data == b"weight: .nan\nfile_path: x.png\n"

@@ -499,3 +499,18 @@ def test_image_result_of_fills_hashes_and_the_planned_path(tmp_path: Path) -> No
         one, b"abc", provider="g", model="m", generated_at=WHEN, file_path="x.jpg"
     )
     assert moved.fields()["file_name"] == "x.jpg"
+
+
+def test_generated_images_that_is_no_longer_a_list_is_not_overwritten(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    bell = tasks(root)["quay/bell"]
+    path = root / LOCATION_FILE
+    path.write_text(
+        path.read_text().replace(
+            '"9:16"\n    generated_images: []', '"9:16"\n    generated_images: see notes'
+        )
+    )
+    before = path.read_bytes()
+    with pytest.raises(SpecError, match="'bell', field generated_images: is no longer a list"):
+        record_result(bell, result(bell))
+    assert path.read_bytes() == before

@@ -36,7 +36,7 @@ from .schema import (
     reference_image,
 )
 from .sizes import SizeError, image_size
-from .yamlfile import is_null, plain, read_document
+from .yamlfile import is_null, plain, read_mapping
 
 
 def load_root(root: Path) -> Specs:
@@ -91,17 +91,17 @@ def spec_files(folder: Path) -> list[Path]:
 
 def load_chapter(file: Path) -> Chapter:
     """Read and validate one chapter imagery spec (on its own; see :func:`load_root`)."""
-    return chapter_from(read_document(file).data, file)
+    return chapter_from(read_mapping(file), file)
 
 
 def load_location(file: Path) -> Location:
     """Read and validate one location imagery spec."""
-    return location_from(read_document(file).data, file)
+    return location_from(read_mapping(file), file)
 
 
 def load_inventory(file: Path) -> Inventory:
     """Read and validate ``characters/character_imagery.yaml``."""
-    return inventory_from(read_document(file).data, file)
+    return inventory_from(read_mapping(file), file)
 
 
 def chapter_from(data: CommentedMap, file: Path) -> Chapter:

@@ -130,6 +130,8 @@ def plan_tasks(
     would send more (the provider's limit). Raises SpecError for a bad filter, a reference
     that does not resolve, or too many references.
     """
+    if isinstance(only, str):
+        only = (only,)
     if kind not in KINDS:
         raise SpecError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     if max_tasks is not None and max_tasks < 1:

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import filelock
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .errors import SpecError
 from .plan import Task
@@ -138,6 +138,7 @@ def record_result(task: Task, result: ImageResult, *, timeout: float = LOCK_TIME
     is held longer than ``timeout`` seconds, and OSError when it cannot be written. In every
     failing case the file is unchanged.
     """
+    fields = result.fields()  # a bad result fails before the lock is taken
     file = task.file
     lock = filelock.FileLock(str(lock_path(file)), timeout=timeout)
     try:
@@ -148,7 +149,7 @@ def record_result(task: Task, result: ImageResult, *, timeout: float = LOCK_TIME
             "run updating this spec? The image is kept; run again to record it"
         ) from exc
     try:
-        return _record(task, result)
+        return _record(task, result, fields)
     finally:
         lock.release()
 
@@ -158,7 +159,7 @@ def lock_path(file: Path) -> Path:
     return file.with_name(f".{file.name}.lock")
 
 
-def _record(task: Task, result: ImageResult) -> Update:
+def _record(task: Task, result: ImageResult, fields: dict[str, Any]) -> Update:
     file = task.file
     try:
         raw = file.read_bytes()
@@ -180,11 +181,16 @@ def _record(task: Task, result: ImageResult) -> Update:
             f"the prompt fields of {task.item_id!r} changed after planning; "
             f"{result.file_path} was made from the old ones",
         )
-    fields = result.fields()
     if task.kind == "chapter":
         for key, value in fields.items():
             set_field(node, key, value)
     else:
+        listed = node.get("generated_images")
+        if not is_null(listed) and not isinstance(listed, CommentedSeq):
+            raise SpecError(
+                f"{file}: {task.item_id!r}, field generated_images: is no longer a list; "
+                "make it [] or a list, then run again (the image is kept)"
+            )
         entry = CommentedMap()
         entry.update(fields)
         append_entry(node, "generated_images", entry)

@@ -31,6 +31,7 @@ collection (or the reverse) would move them; the helpers move them to the new la
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -143,12 +144,24 @@ class Rendered:
 
 
 def read_document(file: Path) -> Document:
-    """Read and parse ``file``; raises SpecError (syntax, encoding, not a mapping) or OSError."""
+    """Read and parse ``file`` for an update; raises SpecError (syntax, encoding, not a
+    mapping) or OSError."""
     return parse(file.read_bytes(), file)
+
+
+def read_mapping(file: Path) -> CommentedMap:
+    """Read and parse ``file`` only to look at it (no style detection: cheaper)."""
+    return _decode(file.read_bytes(), file)[0]
 
 
 def parse(raw: bytes, file: Path) -> Document:
     """Parse a spec file's bytes. Raises SpecError naming ``file`` and the line."""
+    data, text, crlf, bom = _decode(raw, file)
+    style, base = _detect_style(data, text, crlf=crlf, bom=bom)
+    return Document(file, text, data, style, base)
+
+
+def _decode(raw: bytes, file: Path) -> tuple[CommentedMap, str, bool, bool]:
     bom = raw.startswith(BOM)
     try:
         text = raw[len(BOM) if bom else 0 :].decode("utf-8")
@@ -166,8 +179,7 @@ def parse(raw: bytes, file: Path) -> Document:
             f"{file}: the top level must be a mapping of 'key: value' lines, got {kind}; "
             "see samples/specs/README.md for the layout"
         )
-    style, base = _detect_style(data, text, crlf=crlf, bom=bom)
-    return Document(file, text, data, style, base)
+    return data, text, crlf, bom
 
 
 def render(doc: Document) -> Rendered:
@@ -386,9 +398,20 @@ def _load(yaml: YAML, text: str, file: Path) -> Any:
 
 def _reads_as(text: str, expected: Any) -> bool:
     try:
-        return bool(plain(make_yaml().load(text)) == expected)
+        return _same(plain(make_yaml().load(text)), expected)
     except YAMLError:
         return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of plain values in which NaN equals NaN (``.nan`` is valid YAML)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b) and type(a) is type(b)
 
 
 def _detect_style(data: CommentedMap, text: str, *, crlf: bool, bom: bool) -> tuple[Style, str]:
