@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml.comments import CommentedMap
 
+from imagegen.sources.specs.edits import append_entry, set_field
 from imagegen.sources.specs.errors import SpecError
-from imagegen.sources.specs.yamlfile import (
-    Style,
-    YamlNull,
-    append_entry,
-    make_yaml,
-    parse,
-    plain,
-    render,
-    set_field,
-)
+from imagegen.sources.specs.yamlfile import Style, YamlNull, make_yaml, parse, plain, render
 
 FILE = Path("spec.yaml")
 

@@ -35,10 +35,11 @@ from typing import Any
 import filelock
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from .edits import append_entry, set_field
 from .errors import SpecError
 from .plan import Task
 from .schema import fingerprint, locate, prompt_fields
-from .yamlfile import append_entry, is_null, parse, plain, render, set_field
+from .yamlfile import is_null, parse, plain, render
 
 #: Seconds to wait for another writer of the same spec file before giving up.
 LOCK_TIMEOUT = 60.0

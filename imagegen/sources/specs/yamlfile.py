@@ -7,7 +7,7 @@ ruamel.yaml 0.19.x in round-trip mode with these settings, pinned by
 - ``width = 4096``: long lines are never re-wrapped;
 - the file's own indentation: guessed from the text, then confirmed by dumping the unchanged
   document with each candidate ``indent(mapping, sequence, offset)`` until one gives the text
-  back byte for byte (the closest one when none does);
+  back byte for byte or with every line at its own indentation (else the closest one);
 - nulls written as they were read (``null``, ``~``, ``Null``, or nothing after the colon),
   through the :class:`YamlNull` constructor/representer pair; nulls we add are ``null``;
 - ``explicit_start`` when the document opens with ``---``; a CRLF file is handled as LF and
@@ -19,44 +19,41 @@ several lines, ``True`` / ``TRUE``, escapes such as ``"\\u00e9"``, comments abov
 trailing spaces, a missing final newline, mixed line endings. :func:`render` therefore merges:
 lines that changed between ruamel's dump of the unchanged document and its dump of the changed
 one are spliced into the *original* text, and every other line is kept as the file had it. The
-result is parsed again and must equal the changed document; if the merge is ambiguous (drift
-touching a changed line) or does not read back equal, ruamel's own dump is written and
-:attr:`Rendered.reformatted` says so.
+result is parsed again and must equal the changed document; if the merge is ambiguous (a
+changed line next to one that ruamel re-flowed over more or fewer lines) or does not read back
+equal, ruamel's own dump is written and :attr:`Rendered.reformatted` says so.
 
-Comments around a replaced value stay put (:func:`set_field`, :func:`append_entry`): ruamel
-hangs the comment lines that follow a value on that value, so replacing a scalar with a block
-collection (or the reverse) would move them; the helpers move them to the new last line.
+Cost: two ruamel loads and two or more dumps per update, tens of milliseconds for a few-KB
+spec (ruamel's round-trip mode is pure Python).
+
+Changing the tree without moving comments is :mod:`.edits`; guessing the indentation is
+:mod:`.indentation`.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import re
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.tokens import CommentToken
 
 from .errors import SpecError
+from .indentation import CANDIDATES, compare, guess_indent
 
 NULL_TAG = "tag:yaml.org,2002:null"
 BOM = b"\xef\xbb\xbf"
-
-# Indentations tried after the guess, most common first: (mapping, sequence, offset).
-CANDIDATES = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (3, 5, 3), (3, 3, 0))
 
 
 class YamlNull:
@@ -237,148 +234,6 @@ def is_null(value: Any) -> bool:
     return value is None or isinstance(value, YamlNull)
 
 
-# --- editing the tree without moving comments -------------------------------------------------
-
-
-def set_field(mapping: CommentedMap, key: str, value: Any) -> None:
-    """``mapping[key] = value``, keeping the comments after the old value below the new one.
-
-    A missing key is added at the end of ``mapping``; the comment lines that followed the old
-    last value then follow the new one.
-    """
-    if key in mapping:
-        eol, after = _take_comments(mapping, key)
-    else:
-        eol, after = None, _take_tail(mapping, keep_eol=True) if len(mapping) else ""
-    mapping[key] = value
-    _put_comments(mapping, key, eol, after)
-
-
-def append_entry(mapping: CommentedMap, key: str, entry: CommentedMap) -> None:
-    """Append ``entry`` to the sequence at ``mapping[key]`` (made a block sequence when it is
-    missing, null or an empty ``[]``), keeping comments in place."""
-    seq = mapping.get(key)
-    if isinstance(seq, CommentedSeq) and len(seq):
-        after = _take_tail(seq, keep_eol=True)
-        if seq.fa.flow_style():
-            entry.fa.set_flow_style()
-        seq.append(entry)
-        if after:
-            _set_post(entry, list(entry)[-1], None, after)
-        return
-    new = CommentedSeq()
-    new.fa.set_block_style()
-    new.append(entry)
-    set_field(mapping, key, new)
-
-
-def flow_map(values: Mapping[str, Any]) -> CommentedMap:
-    """A mapping written on one line, ``{a: 1, b: null}``."""
-    out = CommentedMap(values)
-    out.fa.set_flow_style()
-    return out
-
-
-def _is_block(value: Any) -> bool:
-    return (
-        isinstance(value, CommentedMap | CommentedSeq)
-        and len(value) > 0
-        and value.fa.flow_style() is not True
-    )
-
-
-def _take_comments(mapping: CommentedMap, key: Any) -> tuple[CommentToken | None, str]:
-    """Remove and return the comment on ``key``'s line and the comment lines after its value."""
-    slot = mapping.ca.items.get(key)
-    token = slot[2] if slot and len(slot) > 2 else None
-    value = mapping[key]
-    if _is_block(value):
-        eol = token if token is not None and token.value.startswith("#") else None
-        if slot:
-            slot[2] = None
-        return eol, _take_tail(value, keep_eol=False)
-    if token is None:
-        return None, ""
-    assert slot is not None
-    slot[2] = None
-    text = token.value
-    if text.startswith("#"):
-        line, _, rest = text.partition("\n")
-        return CommentToken(line + "\n", CommentMark(token.column)), rest
-    return None, text[1:] if text.startswith("\n") else text
-
-
-def _put_comments(mapping: CommentedMap, key: Any, eol: CommentToken | None, after: str) -> None:
-    value = mapping[key]
-    if _is_block(value):
-        if eol is not None:
-            _slot(mapping.ca.items, key)[2] = eol
-            value.ca.comment = [eol, None]
-        if after:
-            _put_tail(value, after)
-    else:
-        _set_post(mapping, key, eol, after)
-
-
-def _set_post(mapping: CommentedMap, key: Any, eol: CommentToken | None, after: str) -> None:
-    if eol is None and not after:
-        return
-    text = (eol.value if eol is not None else "\n") + after
-    column = eol.column if eol is not None else 0
-    _slot(mapping.ca.items, key)[2] = CommentToken(text, CommentMark(column))
-
-
-def _take_tail(node: CommentedMap | CommentedSeq, *, keep_eol: bool) -> str:
-    """Remove and return the comment lines that follow the last line of a block collection.
-
-    With ``keep_eol`` the last line stays, so its own end-of-line comment stays with it.
-    """
-    last: Any = list(node)[-1] if isinstance(node, CommentedMap) else len(node) - 1
-    value = node[last]
-    if _is_block(value):
-        return _take_tail(value, keep_eol=keep_eol)
-    # A flow collection as the last value keeps the comments after it in ``ca.end``.
-    ends = node.ca.end or []
-    tail = "".join(" " * (t.column if t.value.startswith("#") else 0) + t.value for t in ends)
-    node.ca.end = []
-    index = 0 if isinstance(node, CommentedSeq) else 2
-    slot = node.ca.items.get(last)
-    token = slot[index] if slot and len(slot) > index else None
-    if token is None:
-        return tail
-    slot[index] = None
-    text: str = token.value
-    if text.startswith("#"):
-        line, _, text = text.partition("\n")
-        if keep_eol:
-            slot[index] = CommentToken(line + "\n", CommentMark(token.column))
-    elif text.startswith("\n"):
-        text = text[1:]
-    return text + tail
-
-
-def _put_tail(node: CommentedMap | CommentedSeq, after: str) -> None:
-    last: Any = list(node)[-1] if isinstance(node, CommentedMap) else len(node) - 1
-    value = node[last]
-    if _is_block(value):
-        _put_tail(value, after)
-    elif isinstance(node, CommentedMap):
-        _set_post(node, last, None, after)
-    else:
-        _slot(node.ca.items, last, size=2)[0] = CommentToken("\n" + after, CommentMark(0))
-
-
-def _slot(items: dict[Any, Any], key: Any, size: int = 4) -> list[Any]:
-    slot = items.get(key)
-    if slot is None:
-        slot = items[key] = [None] * size
-    assert isinstance(slot, list)
-    return slot
-
-
-# --- parsing, style detection, merging --------------------------------------------------------
-
-
 def _load(yaml: YAML, text: str, file: Path) -> Any:
     try:
         return yaml.load(text)
@@ -417,10 +272,10 @@ def _same(a: Any, b: Any) -> bool:
 def _detect_style(data: CommentedMap, text: str, *, crlf: bool, bom: bool) -> tuple[Style, str]:
     start = _opens_with_document_start(text)
     best: tuple[int, Style, str] | None = None
-    for mapping, sequence, offset in dict.fromkeys((_guess_indent(text), *CANDIDATES)):
+    for mapping, sequence, offset in dict.fromkeys((guess_indent(text), *CANDIDATES)):
         style = Style(mapping, sequence, offset, start, crlf, bom)
         out = dump(data, style)
-        drift, indents_agree = _compare(text, out)
+        drift, indents_agree = compare(text, out)
         if not drift or indents_agree:
             # The drift left is not indentation (spacing, quoting of reflowed scalars): no
             # other candidate can do better, and each costs a dump.
@@ -437,66 +292,6 @@ def _opens_with_document_start(text: str) -> bool:
         if stripped and not stripped.startswith(("#", "%")):
             return stripped == "---" or stripped.startswith("--- ")
     return False
-
-
-def _compare(a: str, b: str) -> tuple[int, bool]:
-    """(lines that differ, whether every line that drifted in place kept its indentation)."""
-    a_lines, b_lines = a.split("\n"), b.split("\n")
-    matcher = SequenceMatcher(None, a_lines, b_lines, autojunk=False)
-    drift, agree = 0, True
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        drift += max(i2 - i1, j2 - j1)
-        if i2 - i1 != j2 - j1:
-            continue  # a scalar re-flowed over fewer or more lines: says nothing of indents
-        for old, new in zip(a_lines[i1:i2], b_lines[j1:j2], strict=True):
-            if _indent(old) != _indent(new):
-                agree = False
-    return drift, agree
-
-
-def _indent(line: str) -> str:
-    """Leading spaces and the dashes of sequence entries: ``"  - - "``."""
-    return line[: len(line) - len(line.lstrip(" -"))]
-
-
-_KEY_ONLY = re.compile(r"^(?P<lead>[ -]*)[^\s#-][^#]*?:\s*(#.*)?$")
-_BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(#.*)?$")
-
-
-def _guess_indent(text: str) -> tuple[int, int, int]:
-    """(mapping, sequence, offset) as the text shows them; (2, 4, 2) when it shows nothing."""
-    steps: Counter[int] = Counter()
-    dashes: Counter[tuple[int, int]] = Counter()
-    parent: int | None = None  # column of the last ``key:`` line with nothing after the colon
-    scalar_indent: int | None = None  # inside a block scalar started at this key column
-    for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        if not stripped or stripped.startswith("#"):
-            continue
-        col = len(line) - len(stripped)
-        if scalar_indent is not None:
-            if col > scalar_indent:
-                continue
-            scalar_indent = None
-        if parent is not None and col > parent:
-            if stripped.startswith("- "):
-                content = col + 1 + len(stripped[1:]) - len(stripped[1:].lstrip(" "))
-                dashes[(content - parent, col - parent)] += 1
-            else:
-                steps[col - parent] += 1
-        key = _KEY_ONLY.match(line)
-        lead = len(key.group("lead")) if key else 0
-        parent = lead if key else None
-        if _BLOCK_SCALAR.search(line):
-            scalar_indent = col + (len(stripped) - len(stripped.lstrip("- ")))
-    mapping = steps.most_common(1)[0][0] if steps else 2
-    if dashes:
-        (sequence, offset), _ = dashes.most_common(1)[0]
-    else:
-        sequence, offset = mapping + 2, mapping
-    return mapping, sequence, offset
 
 
 def _merge(orig: list[str], base: list[str], new: list[str]) -> list[str] | None:
@@ -533,9 +328,3 @@ def _merge(orig: list[str], base: list[str], new: list[str]) -> list[str] | None
     for start, stop, lines in reversed(edits):
         out[start:stop] = lines
     return out
-
-
-def restyle(doc: Document, **changes: Any) -> Document:
-    """``doc`` with other style settings (tests pin the detection with this)."""
-    style = replace(doc.style, **changes)
-    return Document(doc.file, doc.text, doc.data, style, dump(doc.data, style))
