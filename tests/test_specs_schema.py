@@ -55,8 +55,29 @@ def test_the_fingerprint_ignores_comments_quoting_and_output_fields(tmp_path: Pa
     edited = edited.replace("file_path: null   # written by the tool", "file_path: x.png")
     (tmp_path / CHAPTER_FILE).write_text(edited)
     assert load_root(tmp_path).chapters[0].images[1].fingerprint == before
+    edited = edited.replace("    depicts_characters: [mara, osk]\n", "")
+    edited = edited.replace(
+        "prompt_used: 'Osk", "depicts_characters: [mara, osk]\n    prompt_used: 'Osk"
+    )
+    edited = edited.replace(
+        "generated_at: null\n    file_name: null",
+        "size:\n    generated_at: null\n    file_name: null",
+    )
+    (tmp_path / CHAPTER_FILE).write_text(edited)
+    assert load_root(tmp_path).chapters[0].images[1].fingerprint == before
     (tmp_path / CHAPTER_FILE).write_text(edited.replace("on the road", "in the rain"))
     assert load_root(tmp_path).chapters[0].images[1].fingerprint != before
+
+
+def test_the_fingerprint_ignores_a_final_newline_and_empty_versus_absent(tmp_path: Path) -> None:
+    before = [i.fingerprint for i in load_root(make_root(tmp_path)).chapters[0].images]
+    path = tmp_path / CHAPTER_FILE
+    text = CHAPTER.replace("prompt_used: >\n", "prompt_used: >-\n", 1)
+    text = text.replace('on the road."\n', "on the road.\"\n    negative_prompt: ''\n")
+    text = text.replace("[mara, osk]\n", "[mara, osk]\n    size: ~\n")
+    assert text.count("negative_prompt: ''") == 1 and text.count("size: ~") == 1
+    path.write_text(text)
+    assert [i.fingerprint for i in load_root(tmp_path).chapters[0].images] == before
 
 
 # (file, text replaced, replacement, fragments the one-line message must hold)

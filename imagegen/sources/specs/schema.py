@@ -216,11 +216,23 @@ class ReferenceImage:
 
 
 def fingerprint(item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
-    """16 hex digits of SHA-256 over ``fields`` of ``item`` (as builtins, keys sorted): equal
-    before and after an edit that touches none of them, comments and quoting included."""
-    values = {name: plain(item.get(name)) for name in fields}
-    data = orjson.dumps(values, option=orjson.OPT_SORT_KEYS, default=str)
+    """16 hex digits of SHA-256 over ``fields`` of ``item``: equal before and after an edit
+    that changes none of their values. Comments, quoting, key order, a block scalar's final
+    newline (``>`` or ``>-``) and absent versus null versus empty (``[]``, ``{}``) do not count.
+    """
+    values = {name: _settled(plain(item.get(name))) for name in fields}
+    data = orjson.dumps(values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _settled(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+    elif isinstance(value, dict):
+        value = {k: _settled(v) for k, v in value.items()}
+    elif isinstance(value, list):
+        value = [_settled(v) for v in value]
+    return value if value not in ("", [], {}) else None
 
 
 def prompt_fields(kind: Kind) -> tuple[str, ...]:
