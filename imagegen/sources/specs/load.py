@@ -356,7 +356,7 @@ def _check_unique(chapters: tuple[Chapter, ...], locations: tuple[Location, ...]
     for chapter in chapters:
         if chapter.slug in slugs:
             raise SpecError(
-                f"{chapter.file}:1: field chapter: {chapter.slug!r} is also the slug of "
+                f"{chapter.file}: field chapter: {chapter.slug!r} is also the slug of "
                 f"{slugs[chapter.slug].file}; give each chapter its own slug"
             )
         slugs[chapter.slug] = chapter
@@ -373,7 +373,7 @@ def _check_unique(chapters: tuple[Chapter, ...], locations: tuple[Location, ...]
     for location in locations:
         if location.slug in places:
             raise SpecError(
-                f"{location.file}:1: field location: {location.slug!r} is also the slug of "
+                f"{location.file}: field location: {location.slug!r} is also the slug of "
                 f"{places[location.slug].file}; give each location its own slug"
             )
         places[location.slug] = location
