@@ -35,6 +35,7 @@ from ..errors import (
 from ..images import ImageInfo
 from ..journal import Journal, now_iso
 from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
+from .. import outputs as outputs_mod
 from ..outputs import Outputs, Placement, StorageError
 from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest
@@ -313,6 +314,9 @@ class Runner:
             planned = self.outputs.plan(job, datetime.now())
             cost, billed = 0.0, False
             try:
+                await self._check_destination(
+                    planned, info.pixel_size(job.model, job.quality, job.aspect)
+                )
                 await self.journal.update(
                     job_id,
                     JobUpdate(
@@ -347,6 +351,22 @@ class Runner:
                     self.budget.settle(held, cost, price if billed else None)
                     self._settled.set()
                     self._settled = anyio.Event()
+
+    async def _check_destination(self, planned: Path, size: tuple[int, int] | None) -> None:
+        """Before paying: the image's folder can be made and written, and has room for it.
+
+        A folder that is a file, read-only or full stops the batch here, with nothing paid
+        (:meth:`imagegen.outputs.Outputs.check`); checked once per folder, the free space at
+        most once a second, so most calls make no extra system call.
+        """
+        need = outputs_mod.bytes_bound(size)
+        if not self.outputs.needs_check(planned.parent, need):
+            return
+        try:
+            await anyio.to_thread.run_sync(self.outputs.check, planned.parent, need)
+        except StorageError as exc:
+            self.stop(f"{exc} (nothing was paid for this image; fix it, then --resume)")
+            raise _Stopped from exc
 
     async def _after_failure(self, error: ProviderError) -> None:
         """Pool-wide consequences of one failed call: a 429 pause, the circuit breaker."""
