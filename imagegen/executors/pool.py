@@ -23,6 +23,7 @@ from pathlib import Path
 
 import anyio
 
+from .. import outputs as outputs_mod
 from ..errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -35,7 +36,6 @@ from ..errors import (
 from ..images import ImageInfo
 from ..journal import Journal, now_iso
 from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
-from .. import outputs as outputs_mod
 from ..outputs import Outputs, Placement, StorageError
 from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest
