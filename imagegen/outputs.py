@@ -206,6 +206,8 @@ class Outputs:
         free ``-N`` name); returns where it went. Raises StorageError if it cannot."""
         info = probe(data)
         png = to_png(data, info)
+        if info.format != "PNG":  # what the file is, not what the provider sent
+            info = ImageInfo("PNG", "image/png", info.width, info.height)
         tmp = self.temp_path(planned, job_id, attempt)
         try:
             planned.parent.mkdir(parents=True, exist_ok=True)

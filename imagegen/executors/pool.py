@@ -427,9 +427,9 @@ class Runner:
         label: str,
     ) -> None:
         info = placement.info
-        note = size_note(self._providers[state.job.provider][1], state, info)
-        if generation is not None and generation.note:
-            note = f"{note}; {generation.note}" if note else generation.note
+        size = size_note(self._providers[state.job.provider][1], state, info)
+        chosen = generation.note if generation is not None else None
+        note = "; ".join(n for n in (size, chosen) if n) or None
         step = self.after_save(state.job.source)
         updated = await self.journal.update(
             state.id,
@@ -438,9 +438,9 @@ class Runner:
                 output=str(placement.path),
                 completed=now_iso(),
                 error=note,
-                error_kind="wrong_size" if note and note.startswith("wrong size") else None,
+                error_kind="wrong_size" if size else None,
                 cost_usd=total_cost,
-                image=ImageMeta(info.format, info.width, info.height, not note),
+                image=ImageMeta(info.format, info.width, info.height, size is None),
                 resume=None,
                 kept=None,
                 delivery="pending" if step is not None else None,
