@@ -230,16 +230,19 @@ class Emulator:
                 "for generateContent. Call ListModels to see the list of available models and "
                 "their supported methods.",
             )
-        outcome, reply = self._generate(model, raw, self.clock())
+        request, outcome, reply = self._generate(model, raw, self.clock())
         handler.note = outcome.kind
         self._sleep(self.latency)
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
+        # Counted once the answer has gone out (after the latency), as a client would see it.
+        if reply.generated:
+            self._count_generated(request.text)
 
     def _generate(
         self, model: str, raw: dict[str, Any], at: float
-    ) -> tuple[Outcome, answers.Answer]:
+    ) -> tuple[wire.ParsedRequest, Outcome, answers.Answer]:
         """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry).
 
         Kept apart from the HTTP handling so that other routes can answer requests exactly as
@@ -254,11 +257,11 @@ class Emulator:
                     "https://developers.generativeai.google/guide/troubleshooting"
                 )
         outcome = self._script.take(request.text)
-        reply = answers.answer(request, outcome, self.render)
-        if reply.generated:
-            with self._lock:
-                self._generated[request.text] += 1
-        return outcome, reply
+        return request, outcome, answers.answer(request, outcome, self.render)
+
+    def _count_generated(self, text: str) -> None:
+        with self._lock:
+            self._generated[text] += 1
 
     def _check_key(self, handler: Handler, url: SplitResult) -> None:
         """Raise the service's error for a missing (403) or, if one is expected, wrong key."""
