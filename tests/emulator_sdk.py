@@ -45,7 +45,8 @@ def upload(
     client: genai.Client, data: bytes, mime_type: str = "image/png", **config: Any
 ) -> types.File:
     """Upload bytes through ``client.files.upload`` (the resumable protocol)."""
-    return client.files.upload(file=io.BytesIO(data), config={"mime_type": mime_type, **config})
+    settings = types.UploadFileConfig(mime_type=mime_type, **config)
+    return client.files.upload(file=io.BytesIO(data), config=settings)
 
 
 def request(

@@ -47,7 +47,8 @@ def generate_with(client: genai.Client, *parts: types.Part) -> types.GenerateCon
         response_modalities=["IMAGE"],
         image_config=types.ImageConfig(aspect_ratio="1:1", image_size="1K"),
     )
-    return client.models.generate_content(model=PRO, contents=list(parts), config=config)
+    contents = types.Content(role="user", parts=list(parts))
+    return client.models.generate_content(model=PRO, contents=contents, config=config)
 
 
 def api_error(excinfo: pytest.ExceptionInfo[genai_errors.APIError]) -> tuple[int, str | None]:
