@@ -181,8 +181,9 @@ class FilesRoutes:
             raise wire.invalid_argument(
                 f"Only generated files can be downloaded; files/{file_id} was uploaded."
             )
-        if send(handler, 200, stored.data, content_type=stored.mime_type):
-            self.store.count_download()
+        # Counted before the body goes out, so a client that has read it sees the count.
+        self.store.count_download()
+        send(handler, 200, stored.data, content_type=stored.mime_type)
 
     def _list(self, handler: Handler, query: dict[str, list[str]]) -> None:
         handler.note = "files.list"

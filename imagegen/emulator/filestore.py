@@ -97,8 +97,9 @@ class _Upload:
 class FileStore:
     """Stored files and upload sessions, on the emulator's clock (seconds).
 
-    Stats: ``uploads`` (finished uploads), ``uploaded_bytes``, ``downloads`` (whole bodies
-    served), ``failed_downloads`` (scripted download faults served), ``failed_uploads``.
+    Stats: ``uploads`` (finished uploads), ``uploaded_bytes``, ``downloads`` (200 answers to
+    download requests), ``failed_downloads`` (scripted download faults served),
+    ``failed_uploads`` (scripted upload faults served).
     """
 
     def __init__(self, clock: Clock, ttl: float = FILE_TTL_SECONDS) -> None:
