@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from . import answers, render, wire
+from .batch_routes import BatchRoutes
+from .batches import BatchStore
 from .clock import Clock
 from .files_routes import FilesRoutes
 from .filestore import FileStore
@@ -39,8 +41,9 @@ class Emulator:
     valid request. ``render`` is "collage" or "plain" (see :mod:`.render`). ``expected_key``,
     when set, makes any other key an API_KEY_INVALID error; a missing key is always a 403.
     ``script`` is a JSON script file (see :mod:`.outcomes`). ``clock`` (seconds since the
-    epoch; default ``time.time``, tests pass a :class:`.clock.ManualClock`) times file expiry:
-    :attr:`files` is the Files API store (:class:`.filestore.FileStore`), with its faults and
+    epoch; default ``time.time``, tests pass a :class:`.clock.ManualClock`) times file expiry
+    and batch turnaround: :attr:`files` is the Files API store (:class:`.filestore.FileStore`),
+    :attr:`batches` the batch jobs (:class:`.batches.BatchStore`), each with its faults and
     stats.
 
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
@@ -79,10 +82,14 @@ class Emulator:
         self._generated: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
-        # The Files API (.files_routes) keeps time on `clock`.
+        # The Files and Batch APIs (.files_routes, .batch_routes) keep time on `clock`.
         self.clock: Clock = clock or time.time
         self.files = FileStore(self.clock)
-        self._routes = (FilesRoutes(self.files, self._check_key),)
+        self.batches = BatchStore(self.files, self._batch_answer, self.clock)
+        self._routes = (
+            FilesRoutes(self.files, self._check_key),
+            BatchRoutes(self.batches, self._check_key),
+        )
         if script is not None:
             self.script_from_file(script)
 
@@ -262,6 +269,12 @@ class Emulator:
     def _count_generated(self, text: str) -> None:
         with self._lock:
             self._generated[text] += 1
+
+    def _batch_answer(self, model: str, raw: dict[str, Any], at: float) -> answers.Answer:
+        request, _, reply = self._generate(model, raw, at)
+        if reply.generated:
+            self._count_generated(request.text)
+        return reply
 
     def _check_key(self, handler: Handler, url: SplitResult) -> None:
         """Raise the service's error for a missing (403) or, if one is expected, wrong key."""
