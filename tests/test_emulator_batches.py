@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from google import genai
@@ -21,7 +22,17 @@ from imagegen.emulator import Emulator, Outcome
 from imagegen.emulator.batches import BatchOutcome
 from imagegen.emulator.clock import ManualClock
 
-from .emulator_sdk import PRO, file_part, png, raw_client, request, sdk_client, upload
+from .emulator_sdk import (
+    KEY,
+    NO_TLS,
+    PRO,
+    file_part,
+    png,
+    raw_client,
+    request,
+    sdk_client,
+    upload,
+)
 
 HOUR = 3600.0
 TURNAROUND = 10.0  # pending + running, seconds, as set by the emu fixture
@@ -490,3 +501,32 @@ def test_with_no_turnaround_the_create_answer_is_already_done(
     job = submit(client, jobs("a"))
     assert job.state == types.JobState.JOB_STATE_SUCCEEDED
     assert [line["key"] for line in results(client, job)] == ["a"]
+
+
+@pytest.mark.asyncio
+async def test_the_async_client_runs_the_whole_round_trip(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    """Upload, create, poll, list and stream the results with client.aio on our httpx2 client."""
+    async with httpx2.AsyncClient(verify=NO_TLS) as http:
+        options = types.HttpOptions(
+            base_url=emu.base_url,
+            api_version="v1beta",
+            retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=http,
+        )
+        aio = genai.Client(api_key=KEY, http_options=options).aio
+        source = await aio.files.upload(
+            file=io.BytesIO(jsonl(jobs("a", "b"))), config={"mime_type": "jsonl"}
+        )
+        job = await aio.batches.create(
+            model=PRO, src=source.name or "", config={"display_name": "async-1"}
+        )
+        clock.advance(TURNAROUND)
+        done = await aio.batches.get(name=job.name or "")
+        assert [j.display_name async for j in await aio.batches.list()] == ["async-1"]
+        assert done.dest is not None and done.dest.file_name is not None
+        sink = io.BytesIO()
+        await aio.files.download(file=done.dest.file_name, destination=sink)
+    keys = [orjson.loads(line)["key"] for line in sink.getvalue().splitlines()]
+    assert keys == ["a", "b"]
