@@ -38,7 +38,7 @@ from ..journal import Journal, now_iso
 from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
 from ..outputs import Outputs, Placement, StorageError
 from ..providers import ProviderInfo
-from ..providers.base import Generation, ImageProvider, ImageRequest
+from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
 from ..sources import AfterSave
@@ -77,6 +77,10 @@ class PoolView:
 
 class _Stopped(Exception):
     """The batch stopped before this job's next attempt could start."""
+
+
+class _Unreadable(Exception):
+    """A reference image of the job cannot be read (it changed since planning)."""
 
 
 def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
@@ -214,26 +218,9 @@ class Runner:
         if state.kept:
             await self._place_kept(state, label)
             return
-        paths = state.job.references
-        try:
-            refs = self.references.cached(paths)
-            if refs is None:
-                refs = await anyio.to_thread.run_sync(self.references.load, paths)
-        except (OSError, ValueError) as exc:
-            await self.journal.update(
-                job_id,
-                JobUpdate(
-                    status="failed",
-                    error=f"reference image unreadable: {exc}",
-                    error_kind="reference_unreadable",
-                    completed=now_iso(),
-                ),
-            )
-            self._finished(f"✗ {label} → reference image unreadable")
-            return
         job = state.job
         request = ImageRequest(
-            job.model, job.prompt, refs, job.quality, job.aspect, self.timeout, state.resume
+            job.model, job.prompt, (), job.quality, job.aspect, self.timeout, state.resume
         )
 
         async def before_sleep(error: ProviderError, wait: float) -> None:
@@ -256,6 +243,18 @@ class Runner:
             )
         except _Stopped:
             await self.journal.update(job_id, JobUpdate(status="pending", output=None))
+            return
+        except _Unreadable as exc:
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="failed",
+                    error=f"reference image unreadable: {exc}",
+                    error_kind="reference_unreadable",
+                    completed=now_iso(),
+                ),
+            )
+            self._finished(f"✗ {label} → reference image unreadable")
             return
         except BatchStop as exc:
             self.stop(str(exc))
@@ -293,6 +292,12 @@ class Runner:
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
+            # Read inside the slot: workers take slots in the order jobs were handed out, so a
+            # job whose references are still being read is not overtaken by the next one
+            # (with --concurrency 1 the jobs run strictly in plan order). A cached read costs
+            # nothing; a first read of a few MB, milliseconds against a call's seconds.
+            if not request.references and self.journal.job(job_id).job.references:
+                request = replace(request, references=await self._references(job_id))
             await self.gate.wait_turn()
             # No await between this check and the reservation below: the first call's real
             # cost decides what every later call holds.
@@ -351,6 +356,16 @@ class Runner:
                     self.budget.settle(held, cost, price if billed else None)
                     self._settled.set()
                     self._settled = anyio.Event()
+
+    async def _references(self, job_id: str) -> tuple[Reference, ...]:
+        paths = self.journal.job(job_id).job.references
+        refs = self.references.cached(paths)
+        if refs is not None:
+            return refs
+        try:
+            return await anyio.to_thread.run_sync(self.references.load, paths)
+        except (OSError, ValueError) as exc:
+            raise _Unreadable(str(exc)) from exc
 
     async def _check_destination(self, planned: Path, size: tuple[int, int] | None) -> None:
         """Before paying: the image's folder can be made and written, and has room for it.
