@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -67,12 +68,16 @@ class RunResult:
 
 @dataclass
 class PoolView:
-    """What the live display shows beyond the journal's counts (written by the runner)."""
+    """What the live display shows beyond the journal's counts (written by the runner).
+    Times are seconds on the runner's clock."""
 
     in_flight: dict[str, int]  # job id -> attempt number
     recent: list[str]
     pause_until: float = 0.0
     pause_reason: str | None = None
+    started: float = 0.0
+    finished_at: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    durations: deque[float] = field(default_factory=lambda: deque(maxlen=20))
 
 
 class _Stopped(Exception):
@@ -129,7 +134,7 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.notify = notify or (lambda _line: None)
-        self.view = PoolView({}, [])
+        self.view = PoolView({}, [], started=clock())
         self.budget = budget
         self.references = references or ReferenceCache()
         self.outputs = outputs or Outputs(
@@ -334,6 +339,7 @@ class Runner:
                     await self.journal.update(job_id, JobUpdate(resume=token))
 
                 request = replace(request, resume=self.journal.job(job_id).resume)
+                called = self.clock()
                 try:
                     generation = await provider.generate(request, checkpoint)
                 except BatchStop as exc:
@@ -343,6 +349,7 @@ class Runner:
                     await self._after_failure(exc)
                     raise
                 self.breaker.success()
+                self.view.durations.append(self.clock() - called)
                 cost = info.cost(
                     job.model, job.quality, job.aspect, len(job.references), generation.usage
                 )
@@ -565,6 +572,7 @@ class Runner:
         await anyio.to_thread.run_sync(lambda: kept.unlink(missing_ok=True))
 
     def _finished(self, line: str) -> None:
+        self.view.finished_at.append(self.clock())
         self.view.recent.insert(0, line)
         del self.view.recent[5:]
         self.notify(line)
