@@ -92,6 +92,8 @@ class Job:
     ``prompt_parts`` joined make the prompt; the journal stores each distinct part once per
     session. ``group`` is the contact sheet's (section, row, column) and ``title`` the line
     the progress display shows. ``labels`` are the source's own fields, kept in the journal.
+    ``variants`` (1-4, ``--variants``) is how many candidates the job makes, each its own
+    call and its own file (``NAME-v2.png``), all kept.
     """
 
     id: str
@@ -108,6 +110,7 @@ class Job:
     provider: str = "gemini"
     replace: bool = False
     labels: tuple[tuple[str, JSON], ...] = ()
+    variants: int = 1
 
     @property
     def prompt(self) -> str:
@@ -156,7 +159,9 @@ class JobState:
     once completed. ``kept`` is where a paid image waits when it could not be saved where it
     belongs (the spool); ``resume`` a provider's request id journaled when it accepted the
     request (a later attempt polls it instead of paying again). ``delivery`` is the state of
-    the source's after-save step: None (none), "pending", "done", or "not written: REASON"."""
+    the source's after-save step: None (none), "pending", "done", or "not written: REASON".
+    ``variant_outputs`` are the files of the candidates made so far when the job makes several
+    (``output`` is then the first)."""
 
     job: Job
     status: Status = "pending"
@@ -174,6 +179,7 @@ class JobState:
     resume: str | None = None
     kept: str | None = None
     delivery: str | None = None
+    variant_outputs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -207,6 +213,7 @@ class JobUpdate:
     resume: str | Unset | None = UNSET
     kept: str | Unset | None = UNSET
     delivery: str | Unset | None = UNSET
+    variant_outputs: tuple[str, ...] | Unset = UNSET
 
     def changes(self) -> dict[str, Any]:
         """The fields set by this update, by name."""

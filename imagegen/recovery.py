@@ -22,7 +22,7 @@ from .errors import InputError
 from .executors.pool import deliver, size_note
 from .images import sniff_file
 from .journal import Journal, now_iso
-from .model import RUNNABLE, Attempt, ImageMeta, JobState, JobUpdate
+from .model import RUNNABLE, UNSET, Attempt, ImageMeta, JobState, JobUpdate
 from .outputs import Outputs, Placement, StorageError
 from .providers import ProviderInfo
 from .sources import AfterSave
@@ -93,12 +93,15 @@ async def _settle_running(
     job = state.job
     price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
     note = size_note(info, state, placement.info)
+    variants = (*state.variant_outputs, str(placement.path)) if job.variants > 1 else ()
+    more = len(variants) < job.variants if variants else False
     adopted = await journal.update(
         state.id,
         JobUpdate(
-            status="completed",
-            output=str(placement.path),
-            completed=now_iso(),
+            status="pending" if more else "completed",
+            output=variants[0] if variants else str(placement.path),
+            variant_outputs=variants if variants else UNSET,
+            completed=None if more else now_iso(),
             error=note,
             error_kind="wrong_size" if note else None,
             # The answer's usage died with the process: the published price stands in.

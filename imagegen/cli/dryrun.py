@@ -22,8 +22,10 @@ FIRST_ROWS = 15
 
 
 def _price(info: ProviderInfo, js: JobState) -> float:
+    """A job's price: one call per variant it still has to make."""
     j = js.job
-    return info.estimate(j.model, j.quality, j.aspect, len(j.references))
+    calls = max(0, j.variants - len(js.variant_outputs))
+    return info.estimate(j.model, j.quality, j.aspect, len(j.references)) * calls
 
 
 def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
@@ -104,8 +106,9 @@ def print_dry_run(
     skipped = len(rows) - len(to_run)
     first = to_run[0].job if to_run else None
     where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
+    images = sum(js.job.variants for js in to_run)
     console.print(
-        f"Estimated cost: ${total:.2f} for {len(to_run)} images{where}, published prices of "
+        f"Estimated cost: ${total:.2f} for {images} images{where}, published prices of "
         f"{info.prices_as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
@@ -114,7 +117,10 @@ def print_dry_run(
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
         budget = Budget(max_cost)
-        held = [budget.reservation(_price(info, js)) for js in to_run]
+        held = [
+            js.job.variants * budget.reservation(_price(info, js) / max(1, js.job.variants))
+            for js in to_run
+        ]
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(

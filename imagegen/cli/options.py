@@ -91,6 +91,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--model", help="model id (default: the provider's first, README)")
     gen.add_argument("--quality", type=quality, default="1K", help="size tier 1K, 2K or 4K (1K)")
     gen.add_argument("--aspect", type=aspect, default="1:1", help="aspect ratio, e.g. 16:9 (1:1)")
+    gen.add_argument(
+        "--variants",
+        type=positive_int("--variants", 1, 4),
+        default=1,
+        help="candidates per job, each its own call and file, all kept (1)",
+    )
     run = parser.add_argument_group("running")
     run.add_argument(
         "--sessions-dir",

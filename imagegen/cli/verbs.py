@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,17 @@ def start(
     info = providers.get(args.provider)
     defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
     plan = source.plan(args, defaults)
+    if args.variants > 1:
+        plan = replace(
+            plan,
+            jobs=tuple(
+                js
+                if js.status == "skipped"
+                else replace(js, job=replace(js.job, variants=args.variants))
+                for js in plan.jobs
+            ),
+            describe=f"{plan.describe}, {args.variants} variants each",
+        )
     check_capabilities(plan.jobs, info)
     if args.dry_run:
         print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
@@ -145,6 +156,7 @@ def start(
         "source": source_name,
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
+        "variants": args.variants,
         **_limits(args, info),
     }
     settings = settings_from(args, config)
@@ -243,13 +255,18 @@ UPGRADE_INSTRUCTION = (
 
 
 def upgrade_jobs(
-    parent: Sequence[JobState], to_quality: str, info: ProviderInfo, chosen: Sequence[str] = ()
+    parent: Sequence[JobState],
+    to_quality: str,
+    info: ProviderInfo,
+    chosen: Mapping[str, int | None] | None = None,
 ) -> list[JobState]:
-    """One job per completed parent job (or per job in ``chosen``) at ``to_quality``.
+    """One job per completed parent job (or per job in ``chosen``, job id -> the variant picked
+    or None for the first) at ``to_quality``.
 
-    Regeneration is not deterministic, so each job sends the accepted image first, then its
-    references (up to the provider's limit), with an instruction to reproduce it. Outputs land
-    where the parent's did, named with the new quality. Raises InputError if none completed.
+    Regeneration is not deterministic, so each job sends the accepted image (the picked
+    variant) first, then its references (up to the provider's limit), with an instruction to
+    reproduce it. Outputs land where the parent's did, named with the new quality. Raises
+    InputError if none completed or a picked variant does not exist.
     """
     picked = [js for js in parent if js.status == "completed" and js.output]
     if chosen:
@@ -262,6 +279,15 @@ def upgrade_jobs(
     out = []
     for n, js in enumerate(picked, 1):
         old = js.job
+        accepted = js.output or ""
+        variant = (chosen or {}).get(js.id)
+        if variant is not None:
+            if not 1 <= variant <= len(js.variant_outputs):
+                raise InputError(
+                    f"job {js.id} has no variant {variant} (it has "
+                    f"{len(js.variant_outputs) or 1}); name it as {js.id}:1"
+                )
+            accepted = js.variant_outputs[variant - 1]
         job: Job = replace(
             old,
             id=f"{n:03d}",
@@ -269,11 +295,10 @@ def upgrade_jobs(
                 *old.prompt_parts,
                 UPGRADE_INSTRUCTION.format(old=old.quality, new=to_quality),
             ),
-            references=(str(Path(js.output or "").resolve()), *old.references)[
-                : info.max_references
-            ],
+            references=(str(Path(accepted).resolve()), *old.references)[: info.max_references],
             quality=to_quality,
             labels=(*old.labels, ("upgrade_of", old.id)),
+            variants=1,
         )
         out.append(JobState(job))
     return out
@@ -284,13 +309,17 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
     if not args.to_quality:
         raise InputError("--upgrade needs --to-quality (2K or 4K)")
     parent_state = journal_mod.load(args.sessions_dir, args.upgrade)
-    wanted = parse_job_list(args.job)
     known = set(parent_state.jobs)
     width = max(len(i) for i in known)
-    chosen = [w.zfill(width) if w.isdigit() else w for w in wanted]
-    for raw, job_id in zip(wanted, chosen, strict=True):
+    chosen: dict[str, int | None] = {}
+    for raw in parse_job_list(args.job):
+        job_id, _, variant = raw.partition(":")  # 003:2 is job 003's second variant
+        job_id = job_id.zfill(width) if job_id.isdigit() else job_id
         if job_id not in known:
             raise InputError(f"session {args.upgrade} has no job {raw!r} (see --status)")
+        if variant and not variant.isdigit():
+            raise InputError(f"--job {raw!r}: a variant is a number, e.g. {job_id}:2")
+        chosen[job_id] = int(variant) if variant else None
     config = dict(parent_state.config)
     info = providers.get(str(config.get("provider", "gemini")))
     jobs = upgrade_jobs(list(parent_state.jobs.values()), args.to_quality, info, chosen)

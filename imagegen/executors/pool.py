@@ -218,12 +218,18 @@ class Runner:
             raise
 
     async def _run_job(self, job_id: str) -> None:
+        """One job: each of its variants (one unless ``--variants``), one after another."""
+        label = f"[{job_id}] {self.journal.job(job_id).job.title}"
+        while await self._run_variant(job_id, label) and not self.stop_reason:
+            pass
+
+    async def _run_variant(self, job_id: str, label: str) -> bool:
+        """Make the job's next image; True when the job wants another variant."""
         state = self.journal.job(job_id)
-        label = f"[{job_id}] {state.job.title}"
         if state.kept:
-            await self._place_kept(state, label)
-            return
+            return await self._place_kept(state, label)
         job = state.job
+        kept_output = state.variant_outputs[0] if state.variant_outputs else None
         request = ImageRequest(
             job.model, job.prompt, (), job.quality, job.aspect, self.timeout, state.resume
         )
@@ -233,7 +239,9 @@ class Runner:
             now = self.journal.job(job_id)
             await self.journal.update(
                 job_id,
-                JobUpdate(status="retry", output=None, error=f"{error}", error_kind=error.kind),
+                JobUpdate(
+                    status="retry", output=kept_output, error=f"{error}", error_kind=error.kind
+                ),
                 _attempt(now, error, wait),
             )
             self.notify(f"↻ {label} attempt {now.attempts} {error.kind}, retry in {wait:.0f}s")
@@ -247,8 +255,8 @@ class Runner:
                 before_sleep=before_sleep,
             )
         except _Stopped:
-            await self.journal.update(job_id, JobUpdate(status="pending", output=None))
-            return
+            await self.journal.update(job_id, JobUpdate(status="pending", output=kept_output))
+            return False
         except _Unreadable as exc:
             await self.journal.update(
                 job_id,
@@ -260,17 +268,19 @@ class Runner:
                 ),
             )
             self._finished(f"✗ {label} → reference image unreadable")
-            return
+            return False
         except BatchStop as exc:
             self.stop(str(exc))
             self.view.in_flight.pop(job_id, None)
             now = self.journal.job(job_id)
             await self.journal.update(
                 job_id,
-                JobUpdate(status="pending", output=None, error=str(exc), error_kind=exc.kind),
+                JobUpdate(
+                    status="pending", output=kept_output, error=str(exc), error_kind=exc.kind
+                ),
                 _attempt(now, exc, None),
             )
-            return
+            return False
         except ProviderError as exc:
             self.view.in_flight.pop(job_id, None)
             now = self.journal.job(job_id)
@@ -279,7 +289,7 @@ class Runner:
                 job_id,
                 JobUpdate(
                     status="failed",
-                    output=None,
+                    output=kept_output,
                     error=str(exc),
                     error_kind=exc.kind,
                     completed=now_iso(),
@@ -289,9 +299,10 @@ class Runner:
                 _attempt(now, exc, None),
             )
             self._finished(f"✗ {label} → {exc.kind}: {reason or exc}")
-            return
+            return False
         with anyio.CancelScope(shield=True):  # a paid image is saved and recorded whole
-            await self._complete(job_id, answer, label)
+            return await self._complete(job_id, answer, label)
+        raise AssertionError("unreachable: a shielded scope does not swallow")  # for mypy
 
     async def _attempt(self, job_id: str, request: ImageRequest) -> tuple[Generation, Path, float]:
         async with self.gate.slots:
@@ -321,7 +332,7 @@ class Runner:
                     self.stop(f"budget reached (--max-cost ${self.budget.limit:.2f})")
                     raise _Stopped
             attempt = state.attempts + 1
-            planned = self.outputs.plan(job, datetime.now())
+            planned = self.outputs.plan(job, datetime.now(), len(state.variant_outputs) + 1)
             cost, billed = 0.0, False
             try:
                 await self._check_destination(
@@ -420,7 +431,7 @@ class Runner:
 
     async def _complete(
         self, job_id: str, answer: tuple[Generation, Path, float], label: str
-    ) -> None:
+    ) -> bool:
         generation, planned, cost = answer
         self.view.in_flight.pop(job_id, None)
         state = self.journal.job(job_id)
@@ -432,11 +443,14 @@ class Runner:
             )
         except StorageError as exc:
             await self._keep(state, generation, exc, total_cost, cost, label)
-            return
+            return False
         finally:
             self.outputs.release(planned)
-        await self._record_saved(state, placement, total_cost, cost, "completed", generation, label)
+        more = await self._record_saved(
+            state, placement, total_cost, cost, "completed", generation, label
+        )
         await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, job_id, attempt)
+        return more
 
     async def _record_saved(
         self,
@@ -447,18 +461,25 @@ class Runner:
         outcome: str,
         generation: Generation | None,
         label: str,
-    ) -> None:
+    ) -> bool:
+        """Journal a saved image; True when the job wants another variant."""
         info = placement.info
         size = size_note(self._providers[state.job.provider][1], state, info)
         chosen = generation.note if generation is not None else None
         note = "; ".join(n for n in (size, chosen) if n) or None
-        step = self.after_save(state.job.source)
+        wanted = state.job.variants
+        variants = (*state.variant_outputs, str(placement.path)) if wanted > 1 else ()
+        more = len(variants) < wanted if wanted > 1 else False
+        if wanted > 1:
+            outcome = f"{outcome} (variant {len(variants)} of {wanted})"
+        step = None if more else self.after_save(state.job.source)
         updated = await self.journal.update(
             state.id,
             JobUpdate(
-                status="completed",
-                output=str(placement.path),
-                completed=now_iso(),
+                status="pending" if more else "completed",
+                output=variants[0] if variants else str(placement.path),
+                variant_outputs=variants if wanted > 1 else UNSET,
+                completed=None if more else now_iso(),
                 error=note,
                 error_kind="wrong_size" if size else None,
                 cost_usd=total_cost,
@@ -479,9 +500,14 @@ class Runner:
             ),
         )
         aside = f" (old file kept as {placement.aside.name})" if placement.aside else ""
-        self._finished(f"✓ {label} → saved {placement.path.name}{aside}")
+        which = f" (variant {len(variants)} of {wanted})" if wanted > 1 else ""
+        if more:
+            self.notify(f"✓ {label} → saved {placement.path.name}{which}")
+        else:
+            self._finished(f"✓ {label} → saved {placement.path.name}{which}{aside}")
         if step is not None:
             await deliver(self.journal, updated, step)
+        return more
 
     async def _keep(
         self,
@@ -540,8 +566,9 @@ class Runner:
         self._finished(f"✗ {label} → {error.cause}: image kept in {kept}")
         self.stop(f"{error}; paid images are kept in {kept.parent}")
 
-    async def _place_kept(self, state: JobState, label: str) -> None:
-        """A paid image waiting in the spool: put it where it belongs, no call."""
+    async def _place_kept(self, state: JobState, label: str) -> bool:
+        """A paid image waiting in the spool: put it where it belongs, no call. True when
+        the job wants another variant."""
         kept = Path(state.kept or "")
         try:
             data = await anyio.to_thread.run_sync(kept.read_bytes)
@@ -553,23 +580,23 @@ class Runner:
                     error=f"the kept image {kept} is gone ({exc.strerror}); generating again",
                 ),
             )
-            await self._run_job(state.id)
-            return
-        planned = self.outputs.plan(state.job, datetime.now())
+            return True
+        planned = self.outputs.plan(state.job, datetime.now(), len(state.variant_outputs) + 1)
         try:
             placement = await anyio.to_thread.run_sync(
                 self.outputs.save, state.job, state.id, state.attempts, planned, data
             )
         except StorageError as exc:
             self.stop(f"{exc}; paid images stay kept in {kept.parent}")
-            return
+            return False
         finally:
             self.outputs.release(planned)
-        await self._record_saved(
+        more = await self._record_saved(
             state, placement, state.cost_usd or 0.0, 0.0, "placed from the spool", None, label
         )
         await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, state.id, state.attempts)
         await anyio.to_thread.run_sync(lambda: kept.unlink(missing_ok=True))
+        return more
 
     def _finished(self, line: str) -> None:
         self.view.finished_at.append(self.clock())

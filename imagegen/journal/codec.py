@@ -58,6 +58,7 @@ PLAN_KEYS: Final = (
     "model",
     "provider",
     "replace",
+    "variants",
 )
 PROGRESS_KEYS: Final = (
     "status",
@@ -74,6 +75,7 @@ PROGRESS_KEYS: Final = (
     "resume",
     "kept",
     "delivery",
+    "variant_outputs",
     "history",
 )
 CORE_KEYS: Final = frozenset(PLAN_KEYS) | frozenset(PROGRESS_KEYS)
@@ -134,6 +136,7 @@ def encode_plan(job: Job, texts: dict[str, str]) -> dict[str, JSON]:
         model=job.model,
         provider=job.provider,
         replace=job.replace,
+        variants=job.variants,
     )
     return out
 
@@ -155,6 +158,7 @@ def encode_progress(js: JobState) -> dict[str, JSON]:
         "resume": js.resume,
         "kept": js.kept,
         "delivery": js.delivery,
+        "variant_outputs": js.variant_outputs,
         "history": js.history,
     }
 
@@ -220,7 +224,14 @@ def _decode_plan(d: dict[str, Any], texts: Mapping[str, str], where: _Where, job
         provider=_str(d, "provider", where, job_id),
         replace=bool(d.get("replace", False)),
         labels=tuple((k, v) for k, v in d.items() if k not in CORE_KEYS),
+        variants=_variants(d.get("variants", 1), where, job_id),
     )
+
+
+def _variants(value: Any, where: _Where, job_id: str) -> int:
+    if not isinstance(value, int) or not 1 <= value <= 4:
+        raise where.error(job_id, f"variants must be a whole number from 1 to 4, not {value!r}")
+    return value
 
 
 def _decode_v1_plan(d: dict[str, Any], where: _Where) -> Job:
@@ -320,6 +331,12 @@ def _decode_update(values: Mapping[str, Any], where: _Where, job_id: str) -> Job
             value = _decode_record(Usage, value, where, job_id, key)
         elif key == "image":
             value = _decode_record(ImageMeta, value, where, job_id, key)
+        elif key == "variant_outputs":
+            if value is None:
+                value = ()
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise where.error(job_id, "variant_outputs must be a list of paths")
+            value = tuple(value)
         fields[key] = value
     return JobUpdate(**fields)
 

@@ -40,7 +40,8 @@ class Shot:
 
     path: str
     quality: str
-    role: str  # "output" (this job's image) or "previous" (the image an upgrade started from)
+    role: str  # "output" (this job's image), "variant" (one of its candidates, in order), or
+    # "previous" (the image an upgrade started from)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,10 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         reason = "failed"
     shots: tuple[Shot, ...] = (previous,) if previous else ()
     shown = state.output if status in ("completed", "skipped") else None
-    if shown:
+    if len(state.variant_outputs) > 1 or (state.variant_outputs and status != "completed"):
+        # Every candidate side by side, finished or not: the review picks one.
+        shots += tuple(Shot(path, job.quality, "variant") for path in state.variant_outputs)
+    elif shown:
         shots += (Shot(shown, job.quality, "output"),)
     image = state.image
     pixels = f"{image.width}\u00d7{image.height}" if image else None
