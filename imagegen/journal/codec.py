@@ -74,6 +74,8 @@ PROGRESS_KEYS: Final = (
     "resume",
     "kept",
     "delivery",
+    "request_id",
+    "model_version",
     "history",
 )
 CORE_KEYS: Final = frozenset(PLAN_KEYS) | frozenset(PROGRESS_KEYS)
@@ -155,6 +157,8 @@ def encode_progress(js: JobState) -> dict[str, JSON]:
         "resume": js.resume,
         "kept": js.kept,
         "delivery": js.delivery,
+        "request_id": js.request_id,
+        "model_version": js.model_version,
         "history": js.history,
     }
 
@@ -294,6 +298,8 @@ _NULLABLE_TEXT = (
     "resume",
     "kept",
     "delivery",
+    "request_id",
+    "model_version",
 )
 
 
