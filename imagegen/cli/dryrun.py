@@ -9,10 +9,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .. import providers
 from ..executors.budget import Budget
 from ..model import JobState
 from ..outputs import render_target
-from ..providers import ProviderInfo
 from ..sources import Plan
 
 #: Rows shown in full before the table is summarised by section (``--json`` lists them all).
@@ -20,12 +20,13 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
-def _price(info: ProviderInfo, js: JobState) -> float:
+def _price(js: JobState) -> float:
+    """The job's price at its own provider's published prices (USD)."""
     j = js.job
-    return info.estimate(j.model, j.quality, j.aspect, len(j.references))
+    return providers.get(j.provider).estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
-def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
+def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
     references, price in USD, and the output path pattern."""
     return [
@@ -39,35 +40,41 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "quality": js.job.quality,
             "aspect": js.job.aspect,
             "references": len(js.job.references),
-            "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
+            "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
             "output": js.output if js.status == "skipped" else js.job.target,
         }
         for js in plan.jobs
     ]
 
 
-def print_dry_run(
-    plan: Plan, info: ProviderInfo, console: Console, *, max_cost: float | None, as_json: bool
-) -> None:
-    """The jobs and their estimated cost at published prices; nothing is written."""
-    rows = dry_run_rows(plan, info)
+def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_json: bool) -> None:
+    """The jobs and their estimated cost at their providers' published prices, and the
+    plan's notes; nothing is written."""
+    rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
-    total = sum(_price(info, js) for js in to_run)
+    total = sum(_price(js) for js in to_run)
     if as_json:
         console.file.write(
             orjson.dumps(
-                {"describe": plan.describe, "total_usd": round(total, 6), "jobs": rows},
+                {
+                    "describe": plan.describe,
+                    "total_usd": round(total, 6),
+                    "notes": list(plan.notes),
+                    "jobs": rows,
+                },
                 option=orjson.OPT_INDENT_2,
             ).decode()
             + "\n"
         )
         return
+    for note in plan.notes:
+        console.print(f"Note: {note}", markup=False, highlight=False)
     if len(rows) > FULL_ROWS:
         sections: Counter[str] = Counter()
         costs: dict[str, float] = {}
         for js in to_run:
             sections[js.job.group[0]] += 1
-            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(info, js)
+            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(js)
         summary = Table(title=plan.describe)
         for column in ("section", "jobs", "cost (USD)"):
             summary.add_column(column, justify="left" if column == "section" else "right")
@@ -91,10 +98,15 @@ def print_dry_run(
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
     first = to_run[0].job if to_run else None
-    where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
+    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in to_run))
+    if len(used) == 1 and first is not None:
+        where = f" at {first.quality} ({first.provider} {first.model}, "
+    else:
+        where = " (" + "".join(f"{p} {m}, " for p, m in used)
+    as_of = ", ".join(dict.fromkeys(providers.get(p).prices_as_of for p, _ in used)) or "today"
     console.print(
-        f"Estimated cost: ${total:.2f} for {len(to_run)} images{where}, published prices of "
-        f"{info.prices_as_of}, before thinking tokens)"
+        f"Estimated cost: ${total:.2f} for {len(to_run)} images{where}published prices of "
+        f"{as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if first is not None:
@@ -102,7 +114,7 @@ def print_dry_run(
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
         budget = Budget(max_cost)
-        held = [budget.reservation(_price(info, js)) for js in to_run]
+        held = [budget.reservation(_price(js)) for js in to_run]
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(
