@@ -26,6 +26,7 @@ from ..providers import ProviderInfo
 _MODULES: dict[str, str] = {
     "combos": "imagegen.sources.combos",
     "shots": "imagegen.sources.shots",
+    "specs": "imagegen.sources.specs.source",
 }
 NAMES: tuple[str, ...] = tuple(_MODULES)
 
