@@ -392,3 +392,15 @@ def test_the_sample_runs_offline_from_a_fresh_copy(
 def test_an_openai_shaped_key_is_not_looked_for_inside_a_word() -> None:
     assert redact("[003] ch01-osk-meets-mara → saved") == "[003] ch01-osk-meets-mara → saved"
     assert redact("key sk-proj-abcdef123456 leaked") == "key *** leaked"
+
+
+def test_a_batch_whose_files_all_go_to_openai_needs_no_gemini_key(
+    tree: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY")
+    r = run_cli(capsys, "specs", ROOT, "chapters", "--only", "workshop", *FAST)
+    assert r.code == 0, r.out + r.err
+    doc = load(Path.cwd(), only_session(Path.cwd()))
+    assert doc["config"]["provider"] == "openai" and doc["config"]["model"] == "gpt-image-2"
+    assert doc["config"]["concurrency"] == 2  # OpenAI's pool defaults, not Gemini's
+    assert sum(openai_state(emu).generated.values()) == 1
