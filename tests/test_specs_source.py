@@ -404,3 +404,20 @@ def test_a_batch_whose_files_all_go_to_openai_needs_no_gemini_key(
     assert doc["config"]["provider"] == "openai" and doc["config"]["model"] == "gpt-image-2"
     assert doc["config"]["concurrency"] == 2  # OpenAI's pool defaults, not Gemini's
     assert sum(openai_state(emu).generated.values()) == 1
+
+
+def test_retry_of_a_recorded_job_makes_a_new_image_and_records_it_in_place_of_its_own(
+    tree: Path, emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    select = ("chapters", "--match", "dawn-road", *FAST)
+    assert run_cli(capsys, "specs", ROOT, *select).code == 0
+    sid = only_session(Path.cwd())
+    first = (tree / OUTPUTS["dawn-road"]).read_bytes()
+    r = run_cli(capsys, "--retry", sid, "--job", "001", *FAST)
+    assert r.code == 0, r.out + r.err
+    assert sum(calls(emu).values()) == 2
+    new = "generated/chapters/dawn/dawn-road-2.png"  # the first image keeps its name
+    assert recorded(tree)["dawn-road"] == [new]
+    assert (tree / OUTPUTS["dawn-road"]).read_bytes() == first
+    digest = hashlib.sha256((tree / new).read_bytes()).hexdigest()
+    assert f"image_sha256: {digest}" in (tree / CHAPTER_1_FILE).read_text()

@@ -253,7 +253,10 @@ def record_image(state: JobState) -> str | None:
         model_version=state.model_version,
         cost_usd=made.get("cost_usd", state.cost_usd),
     )
-    update = record_result(ref, result)
+    # A retry of this job may replace the record an earlier attempt of it wrote.
+    root = Path(str(job.label("spec_root")))
+    earlier = {_relative(Path(a.output), root) for a in state.history[:-1] if a.output}
+    update = record_result(ref, result, replaces=earlier)
     return None if update.recorded else f"{update.outcome.value}: {update.detail}"
 
 

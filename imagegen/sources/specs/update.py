@@ -13,7 +13,8 @@ as it is on disk *now*, finds the item by its id, and:
 - returns ``stale: item removed`` / ``stale: prompt changed`` when the item is gone or its
   prompt fields no longer match the task's fingerprint, and ``stale: recorded meanwhile`` when
   a chapter image's output fields changed since planning (a result written by hand or by
-  another run: never overwritten; a location item's list only grows, so nothing is lost by
+  another run: never overwritten, unless it is one the caller itself recorded earlier for
+  this item, ``replaces``: a retry; a location item's list only grows, so nothing is lost by
   appending to it): nothing is written, the caller keeps the image and reports it;
 - otherwise changes only those fields (:mod:`.yamlfile` keeps every other line as written) and
   replaces the file atomically: a temporary file in the same folder, fsync, rename, fsync of
@@ -28,6 +29,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -168,9 +170,16 @@ class Update:
 
 
 def record_result(
-    task: Recordable, result: ImageResult, *, timeout: float = LOCK_TIMEOUT
+    task: Recordable,
+    result: ImageResult,
+    *,
+    timeout: float = LOCK_TIMEOUT,
+    replaces: Collection[str] = (),
 ) -> Update:
     """Write ``result`` into ``task``'s item, re-reading the file first (module docstring).
+
+    ``replaces`` are the ``file_path`` values of results the caller recorded for this item
+    before (relative to ROOT): a chapter image holding one of them takes the new result.
 
     Returns an :class:`Update`; raises SpecError when the file no longer parses or the lock
     is held longer than ``timeout`` seconds, and OSError when it cannot be written. In every
@@ -187,7 +196,7 @@ def record_result(
             "run updating this spec? The image is kept; run again to record it"
         ) from exc
     try:
-        return _record(task, result, fields)
+        return _record(task, result, fields, frozenset(replaces))
     finally:
         lock.release()
 
@@ -197,7 +206,9 @@ def lock_path(file: Path) -> Path:
     return file.with_name(f".{file.name}.lock")
 
 
-def _record(task: Recordable, result: ImageResult, fields: dict[str, Any]) -> Update:
+def _record(
+    task: Recordable, result: ImageResult, fields: dict[str, Any], replaces: frozenset[str]
+) -> Update:
     file = task.file
     try:
         raw = file.read_bytes()
@@ -224,6 +235,7 @@ def _record(task: Recordable, result: ImageResult, fields: dict[str, Any]) -> Up
         task.kind == "chapter"
         and recorded
         and fingerprint(node, output_fields(task.kind)) != recorded
+        and plain(node.get("file_path")) not in replaces
     ):
         return Update(
             Outcome.STALE_RECORDED,
