@@ -88,7 +88,7 @@ def aspect(value: str) -> str:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every way of starting a batch shares (README, "Options")."""
     gen = parser.add_argument_group("images")
-    # No argparse defaults for these four: a source with defaults of its own (a spec file's
+    # No argparse defaults for these four: a source with defaults of its own (an input file's
     # provider) must know which ones the user typed. verbs.start fills in the defaults.
     gen.add_argument(
         "--provider", choices=PROVIDERS, help=f"who makes the images ({DEFAULT_PROVIDER})"

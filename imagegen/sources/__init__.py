@@ -37,7 +37,7 @@ class RunDefaults:
     for (a source may override aspect or quality per job where its inputs say so).
 
     ``chosen`` names the options the user typed (of "provider", "model", "quality",
-    "aspect"): a source whose inputs carry their own defaults (a spec file's provider) lets
+    "aspect"): a source whose inputs carry their own defaults (an input file's provider) lets
     a typed option win and its own default win over an untyped one.
     """
 
