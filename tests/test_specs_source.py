@@ -180,7 +180,9 @@ def test_dry_run_shows_provider_model_and_price_per_task_and_the_notes(
     assert table.code == 0
     out = " ".join(table.out.split())
     assert "Note: specs/chapters/02-workshop.yaml: defaults.model 'dall-e-3'" in out
-    assert "openai · gpt-image-2 · 2K 4:5" in table.out.replace("\n", " ") or "openai" in out
+    assert (
+        "(gemini gemini-3-pro-image, openai gpt-image-2, gemini gemini-3-pro-image-preview," in out
+    )
     assert "Estimated cost: $" in out and "published prices of 2026-03, 2026-12" in out
     # Nothing was written or paid.
     assert texts(tree) == before
