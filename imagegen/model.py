@@ -158,8 +158,12 @@ class JobState:
     """A job and its progress. ``output`` is the planned file while running, the saved file
     once completed. ``kept`` is where a paid image waits when it could not be saved where it
     belongs (the spool); ``resume`` a provider's request id journaled when it accepted the
-    request (a later attempt polls it instead of paying again). ``delivery`` is the state of
-    the source's after-save step: None (none), "pending", "done", or "not written: REASON".
+    request (a later attempt polls it instead of paying again). ``request_id`` and
+    ``model_version`` are what the provider said about the call that made the saved image (None
+    when it said nothing, or the answer died with a crashed process). ``delivery`` is the state
+    of the source's after-save step: None (none), "pending", "done", or "not written: REASON".
+    A source may plan a job as ``skipped`` with ``delivery`` "pending": an image made earlier
+    that its after-save step has not recorded yet; the run performs the step, with no call.
     ``variant_outputs`` are the files of the candidates made so far when the job makes several
     (``output`` is then the first)."""
 
@@ -180,6 +184,8 @@ class JobState:
     kept: str | None = None
     delivery: str | None = None
     variant_outputs: tuple[str, ...] = ()
+    request_id: str | None = None
+    model_version: str | None = None
 
     @property
     def id(self) -> str:
@@ -214,6 +220,8 @@ class JobUpdate:
     kept: str | Unset | None = UNSET
     delivery: str | Unset | None = UNSET
     variant_outputs: tuple[str, ...] | Unset = UNSET
+    request_id: str | Unset | None = UNSET
+    model_version: str | Unset | None = UNSET
 
     def changes(self) -> dict[str, Any]:
         """The fields set by this update, by name."""

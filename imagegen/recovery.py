@@ -5,9 +5,10 @@ Rules (issue 3, "Verbs", and the reliability issue): a completed job is never ca
 temporary file holds a whole image (the proof it was paid for and written; see
 :mod:`imagegen.outputs`), or, for journals written before that rule, when its planned output is
 a whole image of the right size; otherwise it returns to pending. A completed job whose
-source's after-save step did not finish gets that step again. ``--retry`` first recovers
-interrupted jobs the same way, then re-runs the named jobs whatever their status (a completed
-one gets a new file; the old one is kept), or every failed job.
+source's after-save step did not finish gets that step again; so does an adopted image (the
+step never ran for it) and a job its source planned as skipped with the step pending.
+``--retry`` first recovers interrupted jobs the same way, then re-runs the named jobs whatever
+their status (a completed one gets a new file; the old one is kept), or every failed job.
 """
 
 from __future__ import annotations
@@ -60,19 +61,22 @@ async def recover_interrupted(
     ]
     await anyio.to_thread.run_sync(_remove_all, leftovers)
     for state in list(journal.state.jobs.values()):
+        step = after_save(state.job.source)
         if state.status == "running":
-            state = await _settle_running(journal, outputs, info(state.job.provider), state)
-        if state.status == "completed" and state.delivery == "pending":
-            step = after_save(state.job.source)
-            if step is not None:
-                await deliver(journal, state, step)
+            state = await _settle_running(
+                journal, outputs, info(state.job.provider), state, step is not None
+            )
+        # A skipped job may carry a pending step too: an image made earlier, not yet recorded.
+        pending = state.status in ("completed", "skipped") and state.delivery == "pending"
+        if pending and step is not None:
+            await deliver(journal, state, step)
         if state.status in RUNNABLE:
             todo.append(state.id)
     return todo
 
 
 async def _settle_running(
-    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState
+    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState, has_step: bool
 ) -> JobState:
     placement: Placement | None = None
     if state.output:
@@ -110,6 +114,7 @@ async def _settle_running(
                 placement.info.format, placement.info.width, placement.info.height, not note
             ),
             resume=None,
+            delivery="pending" if has_step else None,
         ),
         Attempt(
             attempt=state.attempts,

@@ -21,7 +21,8 @@ MAX_MESSAGE = 400
 _PATTERNS = (
     re.compile(r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
     re.compile(r"(?<=[?&]key=)[^&\s'\"]+"),  # a key in a URL query
-    re.compile(r"sk-[A-Za-z0-9_\-*]{6,}"),  # OpenAI keys, also as OpenAI masks them
+    # OpenAI keys, also as OpenAI masks them; not inside a word ("task-list", "osk-meets-mara")
+    re.compile(r"(?<![A-Za-z0-9_\-])sk-[A-Za-z0-9_\-*]{6,}"),
     re.compile(r"(?i)(?<=bearer )\S+"),
     re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}:[0-9a-fA-F]{16,}"),  # fal
     re.compile(r"(?<=Key )\S+"),  # fal's Authorization header

@@ -254,6 +254,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     skipped = counts.counts.get("skipped", 0)
     failed = counts.counts.get("failed", 0)
     tally = f"{done} completed" + (f", {skipped} skipped" if skipped else "")
+    unsaved = [js for js in journal.state.jobs.values() if js.delivery and js.delivery != "done"]
+    if unsaved and not failed and not left:
+        return (
+            f"{tally}; {len(unsaved)} image(s) saved but not recorded by the job source "
+            f"(the images are kept): see image-gen.sh --status {sid}"
+        )
     if failed:
         return (
             f"{failed} job(s) failed ({tally}): see jq '.jobs[] | select(.status==\"failed\")' "

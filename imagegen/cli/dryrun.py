@@ -10,10 +10,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .. import providers
 from ..executors.budget import Budget
 from ..model import QUALITY_FIELD, JobState
 from ..outputs import render_target
-from ..providers import ProviderInfo
 from ..sources import Plan
 
 #: Rows shown in full before the table is summarised by section (``--json`` lists them all).
@@ -21,14 +21,16 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
-def _price(info: ProviderInfo, js: JobState) -> float:
-    """A job's price: one call per variant it still has to make."""
+def _price(js: JobState) -> float:
+    """The job's price at its own provider's published prices (USD): one call per variant it
+    still has to make."""
     j = js.job
     calls = max(0, j.variants - len(js.variant_outputs))
+    info = providers.get(j.provider)
     return info.estimate(j.model, j.quality, j.aspect, len(j.references)) * calls
 
 
-def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
+def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
     references, price in USD, and the output path pattern."""
     return [
@@ -42,7 +44,7 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "quality": js.job.quality,
             "aspect": js.job.aspect,
             "references": len(js.job.references),
-            "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
+            "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
             "output": js.output
             if js.status == "skipped"
             else js.job.target.replace(QUALITY_FIELD, js.job.quality),
@@ -51,28 +53,34 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
     ]
 
 
-def print_dry_run(
-    plan: Plan, info: ProviderInfo, console: Console, *, max_cost: float | None, as_json: bool
-) -> None:
-    """The jobs and their estimated cost at published prices; nothing is written."""
-    rows = dry_run_rows(plan, info)
+def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_json: bool) -> None:
+    """The jobs and their estimated cost at their providers' published prices, and the
+    plan's notes; nothing is written."""
+    rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
-    total = sum(_price(info, js) for js in to_run)
+    total = sum(_price(js) for js in to_run)
     if as_json:
         console.file.write(
             orjson.dumps(
-                {"describe": plan.describe, "total_usd": round(total, 6), "jobs": rows},
+                {
+                    "describe": plan.describe,
+                    "total_usd": round(total, 6),
+                    "notes": list(plan.notes),
+                    "jobs": rows,
+                },
                 option=orjson.OPT_INDENT_2,
             ).decode()
             + "\n"
         )
         return
+    for note in plan.notes:
+        console.print(f"Note: {note}", markup=False, highlight=False)
     if len(rows) > FULL_ROWS:
         sections: Counter[str] = Counter()
         costs: dict[str, float] = {}
         for js in to_run:
             sections[js.job.group[0]] += 1
-            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(info, js)
+            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(js)
         summary = Table(title=plan.describe)
         for column in ("section", "jobs", "cost (USD)"):
             summary.add_column(column, justify="left" if column == "section" else "right")
@@ -105,11 +113,16 @@ def print_dry_run(
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
     first = to_run[0].job if to_run else None
-    where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
+    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in to_run))
+    if len(used) == 1 and first is not None:
+        where = f" at {first.quality} ({first.provider} {first.model}, "
+    else:
+        where = " (" + "".join(f"{p} {m}, " for p, m in used)
+    as_of = ", ".join(dict.fromkeys(providers.get(p).prices_as_of for p, _ in used)) or "today"
     images = sum(js.job.variants for js in to_run)
     console.print(
-        f"Estimated cost: ${total:.2f} for {images} images{where}, published prices of "
-        f"{info.prices_as_of}, before thinking tokens)"
+        f"Estimated cost: ${total:.2f} for {images} images{where}published prices of "
+        f"{as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if first is not None:
@@ -117,8 +130,9 @@ def print_dry_run(
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
         budget = Budget(max_cost)
+        # Each call reserves its own price and the thinking allowance: N per job of N variants.
         held = [
-            js.job.variants * budget.reservation(_price(info, js) / max(1, js.job.variants))
+            js.job.variants * budget.reservation(_price(js) / max(1, js.job.variants))
             for js in to_run
         ]
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))

@@ -14,6 +14,9 @@ from ..errors import EXIT_USAGE
 
 QUALITIES = ("1K", "2K", "4K")
 PROVIDERS = ("gemini", "vertex", "openai", "fal")
+DEFAULT_PROVIDER = "gemini"
+DEFAULT_QUALITY = "1K"
+DEFAULT_ASPECT = "1:1"
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,12 +88,14 @@ def aspect(value: str) -> str:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options every way of starting a batch shares (README, "Options")."""
     gen = parser.add_argument_group("images")
+    # No argparse defaults for these four: a source with defaults of its own (an input file's
+    # provider) must know which ones the user typed. verbs.start fills in the defaults.
     gen.add_argument(
-        "--provider", choices=PROVIDERS, default="gemini", help="who makes the images (gemini)"
+        "--provider", choices=PROVIDERS, help=f"who makes the images ({DEFAULT_PROVIDER})"
     )
     gen.add_argument("--model", help="model id (default: the provider's first, README)")
-    gen.add_argument("--quality", type=quality, default="1K", help="size tier 1K, 2K or 4K (1K)")
-    gen.add_argument("--aspect", type=aspect, default="1:1", help="aspect ratio, e.g. 16:9 (1:1)")
+    gen.add_argument("--quality", type=quality, help=f"size tier 1K, 2K or 4K ({DEFAULT_QUALITY})")
+    gen.add_argument("--aspect", type=aspect, help=f"aspect ratio, e.g. 16:9 ({DEFAULT_ASPECT})")
     gen.add_argument(
         "--variants",
         type=positive_int("--variants", 1, 4),

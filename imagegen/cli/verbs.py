@@ -28,6 +28,7 @@ from ..retry import RetryPolicy, load_policy
 from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
 from .dryrun import print_dry_run
+from .options import DEFAULT_ASPECT, DEFAULT_PROVIDER, DEFAULT_QUALITY
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
 RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
@@ -59,11 +60,12 @@ def parse_job_list(text: str | None) -> list[str]:
     return items
 
 
-def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
-    """Refuse, before anything is paid, what the provider cannot do (sizes, ratios, the
-    number of reference images); one line naming the job and the fix."""
+def check_capabilities(jobs: Sequence[JobState]) -> None:
+    """Refuse, before anything is paid, what each job's provider cannot do (sizes, ratios,
+    the number of reference images); one line naming the job and the fix."""
     for js in jobs:
         job = js.job
+        info = providers.get(job.provider)
         if job.quality not in info.qualities:
             raise InputError(
                 f"{info.name} cannot make {job.quality} images ({job.title}); use --quality "
@@ -82,12 +84,18 @@ def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
             )
 
 
-def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
-    pool = info.pool
+def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str, Any]:
+    """The pool limits: the flags, else the strictest default of the providers used (one
+    pool serves a session's jobs, whichever provider each names)."""
+    pools = [info.pool for info in infos]
     return {
-        "concurrency": args.concurrency if args.concurrency is not None else pool.concurrency,
-        "min_interval": args.min_interval if args.min_interval is not None else pool.min_interval,
-        "rpm": args.rpm if args.rpm is not None else pool.rpm,
+        "concurrency": args.concurrency
+        if args.concurrency is not None
+        else min(p.concurrency for p in pools),
+        "min_interval": args.min_interval
+        if args.min_interval is not None
+        else max(p.min_interval for p in pools),
+        "rpm": args.rpm if args.rpm is not None else min(p.rpm for p in pools),
         "timeout": args.timeout,
         "offline": args.offline,
     }
@@ -127,10 +135,19 @@ def _unfinished_twin(sessions_dir: Path, config: dict[str, JSON]) -> str | None:
 def start(
     source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
 ) -> int:
-    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
+    """Plan a new session from a source and run it (or show it, with ``--dry-run``).
+
+    A plan without jobs starts nothing (exit 0). The session's own provider is ``--provider``
+    when a job uses it, else the first one its jobs name; every provider named is opened and
+    its key read before anything is written.
+    """
     source = sources.get(source_name)
-    info = providers.get(args.provider)
-    defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
+    chosen = frozenset(
+        name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
+    )
+    info = providers.get(args.provider or DEFAULT_PROVIDER)
+    quality, aspect = args.quality or DEFAULT_QUALITY, args.aspect or DEFAULT_ASPECT
+    defaults = RunDefaults(info, args.model or info.default_model, quality, aspect, chosen)
     plan = source.plan(args, defaults)
     if args.variants > 1:
         plan = replace(
@@ -143,29 +160,42 @@ def start(
             ),
             describe=f"{plan.describe}, {args.variants} variants each",
         )
-    check_capabilities(plan.jobs, info)
-    if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+    check_capabilities(plan.jobs)
+    if not plan.jobs:
+        for note in plan.notes:
+            console.print(f"Note: {note}", markup=False, highlight=False)
+        console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
         return 0
+    if args.dry_run:
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
+        return 0
+    used = provider_names(info.name, plan.jobs)
+    if not any(js.job.provider == info.name for js in plan.jobs):
+        used = used[1:]  # --provider's default, which no job uses: no key needed for it
+    main = providers.get(used[0])
     config: dict[str, JSON] = {
         **plan.config,
-        "quality": args.quality,
-        "aspect": args.aspect,
-        "model": defaults.model,
-        "provider": info.name,
+        "quality": quality,
+        "aspect": aspect,
+        "model": defaults.model
+        if main.name == info.name
+        else next(js.job.model for js in plan.jobs if js.job.provider == main.name),
+        "provider": main.name,
         "source": source_name,
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
         "variants": args.variants,
-        **_limits(args, info),
+        **_limits(args, [providers.get(name) for name in used]),
     }
     settings = settings_from(args, config)
-    keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
+    keys = keys_for(used, settings.offline)  # before writing
     if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
         raise InputError(
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
+    for note in plan.notes:
+        console.print(f"Note: {note}", markup=False, highlight=False)
     return _create_and_run(args.sessions_dir, config, plan, settings, keys, console)
 
 
@@ -323,7 +353,7 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
     config = dict(parent_state.config)
     info = providers.get(str(config.get("provider", "gemini")))
     jobs = upgrade_jobs(list(parent_state.jobs.values()), args.to_quality, info, chosen)
-    check_capabilities(jobs, info)
+    check_capabilities(jobs)
     plan = Plan(
         tuple(jobs),
         {},
@@ -335,9 +365,9 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
         f"{len(jobs)} jobs: upgrade of {args.upgrade} to {args.to_quality}",
     )
     if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
         return 0
-    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, info))
+    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, [info]))
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, jobs), settings.offline)
     # The parent's lock is held while the child is created: a parent another process runs

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,7 +51,9 @@ class Emulator:
     (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
     (the last parsed request body). Set ``log_requests`` to print one line per request to
-    stderr.
+    stderr. Set ``on_request`` to a function of the prompt text to run it in the request's
+    thread just before each valid request is answered, in every route family (a test's hook to
+    act while a call is in flight: edit an input file, wait at a barrier).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Emulator:
         self.render = render
         self.expected_key = expected_key
         self.log_requests = False
+        self.on_request: Callable[[str], None] | None = None
         self._host, self._port = host, port
         self._script = Script()
         self._lock = threading.Lock()
@@ -223,7 +227,7 @@ class Emulator:
         for routes in self._routes:
             if routes.answer(handler, url, body):
                 return
-        take, sleep = self._script.take, self._sleep
+        take, sleep = self._take, self._sleep
         if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
             return
         if handler.command != "POST" or not _is_route(url.path):
@@ -269,7 +273,7 @@ class Emulator:
                     "Unable to process input image. Please retry or report in "
                     "https://developers.generativeai.google/guide/troubleshooting"
                 )
-        outcome = self._script.take(request.text)
+        outcome = self._take(request.text)
         return request, outcome, answers.answer(request, outcome, self.render)
 
     def _count_generated(self, text: str) -> None:
@@ -300,6 +304,12 @@ class Emulator:
                 reason="API_KEY_INVALID",
             )
             raise wire.WireError.from_outcome(invalid)
+
+    def _take(self, prompt: str) -> Outcome:
+        hook = self.on_request
+        if hook is not None:
+            hook(prompt)
+        return self._script.take(prompt)
 
     def _sleep(self, seconds: float) -> None:
         # An Event wait, not time.sleep: stop() wakes every sleeping handler at once.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,13 +57,15 @@ class RunResult:
     skipped: int
     stop_reason: str | None
     spent_usd: float | None = None  # this run's spending, when it ran under a budget
+    unrecorded: int = 0  # images saved whose source's after-save step did not succeed
 
     @property
     def exit_code(self) -> int:
-        """3 stopped, 1 some job failed or is unfinished, 0 every job done (README)."""
+        """3 stopped, 1 some job failed or is unfinished (or its image is saved but the
+        source's after-save step did not record it), 0 every job done (README)."""
         if self.stop_reason:
             return EXIT_STOPPED
-        return EXIT_FAILED if self.failed or self.pending else EXIT_OK
+        return EXIT_FAILED if self.failed or self.pending or self.unrecorded else EXIT_OK
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Runner:
             counts["skipped"],
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
+            unrecorded(self.journal.state.jobs.values()),
         )
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
@@ -489,6 +492,8 @@ class Runner:
                 delivery="pending" if step is not None else None,
                 finish_reason=generation.finish_reason if generation else UNSET,
                 usage=generation.usage if generation else UNSET,
+                request_id=generation.request_id if generation else UNSET,
+                model_version=generation.model_version if generation else UNSET,
             ),
             Attempt(
                 attempt=state.attempts,
@@ -614,6 +619,11 @@ async def deliver(journal: Journal, state: JobState, step: AfterSave) -> None:
     await journal.update(
         state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
     )
+
+
+def unrecorded(states: Iterable[JobState]) -> int:
+    """Jobs whose source's after-save step is still to run or did not succeed."""
+    return sum(1 for js in states if js.delivery is not None and js.delivery != "done")
 
 
 def _attempt(state: JobState, error: ProviderError, wait: float | None) -> Attempt:

@@ -76,6 +76,8 @@ PROGRESS_KEYS: Final = (
     "kept",
     "delivery",
     "variant_outputs",
+    "request_id",
+    "model_version",
     "history",
 )
 CORE_KEYS: Final = frozenset(PLAN_KEYS) | frozenset(PROGRESS_KEYS)
@@ -159,6 +161,8 @@ def encode_progress(js: JobState) -> dict[str, JSON]:
         "kept": js.kept,
         "delivery": js.delivery,
         "variant_outputs": js.variant_outputs,
+        "request_id": js.request_id,
+        "model_version": js.model_version,
         "history": js.history,
     }
 
@@ -305,6 +309,8 @@ _NULLABLE_TEXT = (
     "resume",
     "kept",
     "delivery",
+    "request_id",
+    "model_version",
 )
 
 

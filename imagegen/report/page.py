@@ -100,7 +100,7 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
     if sheet.attention:
         items = "".join(
             f'<li><a href="#job-{_e(c.job_id)}">#{_e(c.job_id)} {_e(c.title)}</a>: '
-            f"{_e(c.reason or c.status)}</li>"
+            f"{_e(c.reason or c.note or c.status)}</li>"
             for c in sheet.attention
         )
         attention = (

@@ -210,10 +210,21 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         references=job.references,
         reason=reason,
         detail=detail or None,
-        note=error if status == "completed" and error else None,
+        note=_note(state),
         pixels=pixels,
         facts=tuple((k, v) for k, v in facts if v),
     )
+
+
+def _note(state: JobState) -> str | None:
+    """A warning on a saved image: its size or how it was chosen, and an after-save step
+    that did not record it."""
+    notes = []
+    if state.status == "completed" and state.error:
+        notes.append(state.error)
+    if state.delivery and state.delivery != "done":
+        notes.append(f"after save: {state.delivery}")
+    return "; ".join(notes) or None
 
 
 def _previous_shot(state: JobState, parent_qualities: Mapping[str, str]) -> Shot | None:
@@ -303,6 +314,10 @@ def build_sheet(
         duration_s=session_duration(jobs),
     )
     attention = tuple(
-        card for _, card in cards if card.status == "failed" or (card.reason and card.detail)
+        card
+        for js, card in cards
+        if card.status == "failed"
+        or (card.reason and card.detail)
+        or (js.delivery and js.delivery != "done")
     )
     return ContactSheet(header, tuple(sections), attention)

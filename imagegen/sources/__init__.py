@@ -26,6 +26,7 @@ from ..providers import ProviderInfo
 _MODULES: dict[str, str] = {
     "combos": "imagegen.sources.combos",
     "shots": "imagegen.sources.shots",
+    "specs": "imagegen.sources.specs.source",
 }
 NAMES: tuple[str, ...] = tuple(_MODULES)
 
@@ -33,12 +34,18 @@ NAMES: tuple[str, ...] = tuple(_MODULES)
 @dataclass(frozen=True, slots=True)
 class RunDefaults:
     """What planning takes from the run options: the provider and the image settings asked
-    for (a source may override aspect or quality per job where its inputs say so)."""
+    for (a source may override aspect or quality per job where its inputs say so).
+
+    ``chosen`` names the options the user typed (of "provider", "model", "quality",
+    "aspect"): a source whose inputs carry their own defaults (an input file's provider) lets
+    a typed option win and its own default win over an untyped one.
+    """
 
     provider: ProviderInfo
     model: str
     quality: str
     aspect: str
+    chosen: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,9 @@ class Plan:
     ``config`` is the source's part of the session config (its selection; compared to find an
     unfinished twin session). ``header`` are the progress display's lines under the session id,
     ``facts`` the contact sheet's (label, value) pairs, ``describe`` a one-line summary.
+    ``notes`` are lines to read before anything is paid (a default that could not be
+    honoured, an earlier image to be recorded without a call): shown by ``--dry-run`` and
+    when the run starts. A plan may have no jobs: nothing is started then.
     """
 
     jobs: tuple[JobState, ...]
@@ -55,6 +65,7 @@ class Plan:
     header: tuple[str, ...]
     facts: tuple[tuple[str, str], ...]
     describe: str
+    notes: tuple[str, ...] = ()
 
 
 #: A step run (in a worker thread) after a job's image is saved and journaled; returns None
