@@ -1,10 +1,11 @@
-"""A loopback HTTP server that answers ``generateContent`` like the Gemini API.
+"""A loopback HTTP server that answers ``generateContent`` like the Gemini API and Vertex AI.
 
-The real google-genai SDK talks to it unchanged (point ``base_url`` or ``GOOGLE_GEMINI_BASE_URL``
-at :attr:`Emulator.base_url`), so the adapter's request building, response parsing and error
-mapping are tested against real HTTP. Routes, error bodies and response shapes follow
-``shared/notes/gemini-api.md``. Each request runs in its own daemon thread, so ``latency`` and
-``hang`` are real, concurrent delays.
+The real google-genai SDK talks to it unchanged (point ``base_url``, ``GOOGLE_GEMINI_BASE_URL``
+or, for Vertex, ``GOOGLE_VERTEX_BASE_URL`` at :attr:`Emulator.base_url`), so the adapter's
+request building, response parsing and error mapping are tested against real HTTP. Routes,
+error bodies and response shapes follow ``shared/notes/gemini-api.md``; Vertex's routes, auth
+and error shapes are :mod:`.vertex`'s. Each request runs in its own daemon thread, so
+``latency`` and ``hang`` are real, concurrent delays.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import answers, families, render, wire
+from . import answers, families, render, vertex, wire
 from .httpd import Handler, Server
 from .outcomes import Outcome, Script
 from .render import RENDER_MODES
@@ -39,8 +40,8 @@ class Emulator:
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
     (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
-    (the last parsed request body). Set ``log_requests`` to print one line per request to
-    stderr.
+    (the last parsed request body), ``last_request_path``. Set ``log_requests`` to print one
+    line per request to stderr.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class Emulator:
         self._generated: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
+        self._last_path: str | None = None
         if script is not None:
             self.script_from_file(script)
 
@@ -162,6 +164,12 @@ class Emulator:
         with self._lock:
             return self._last_json
 
+    @property
+    def last_request_path(self) -> str | None:
+        """The path of the last generateContent request (no query: a ?key= stays out)."""
+        with self._lock:
+            return self._last_path
+
     # -- request handling (handler threads) -----------------------------------------------
 
     def handle_request(self, handler: Handler) -> None:
@@ -202,30 +210,26 @@ class Emulator:
         take, sleep = self._script.take, self._sleep
         if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
             return
-        if handler.command != "POST" or not _is_route(url.path):
+        if handler.command == "POST" and url.path == vertex.TOKEN_PATH:
+            handler.reply(*vertex.token_answer(self, body))
+            return
+        route = vertex.match(url.path) if handler.command == "POST" else None
+        if route is not None:
+            vertex.check_auth(self, route, handler.headers, url.query, self.expected_key)
+            model, version = route.model, route.version
+        elif handler.command == "POST" and _is_route(url.path):
+            model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
+            version = url.path.split("/", 2)[1]
+            self._check_key(handler, url.query)
+        else:
             raise wire.WireError(404, "NOT_FOUND", f"Method not found: {url.path}")
-        model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
-        version = url.path.split("/", 2)[1]
-        key = handler.headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [None])[0]
-        if not key:
-            raise wire.WireError(
-                403,
-                "PERMISSION_DENIED",
-                "Method doesn't allow unregistered callers (callers without established "
-                "identity). Please use API Key or other form of API consumer identity to call "
-                "this API.",
-            )
-        if self.expected_key is not None and key != self.expected_key:
-            invalid = Outcome.error(
-                400,
-                message="API key not valid. Please pass a valid API key.",
-                reason="API_KEY_INVALID",
-            )
-            raise wire.WireError.from_outcome(invalid)
         raw = wire.load_json(body)
         with self._lock:
             self._last_json = raw
+            self._last_path = url.path
         if model not in wire.KNOWN_MODELS:
+            if route is not None:
+                raise vertex.model_not_found(route)
             raise wire.WireError(
                 404,
                 "NOT_FOUND",
@@ -245,13 +249,34 @@ class Emulator:
         self._sleep(self.latency)
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
-        reply = answers.answer(request, outcome, self.render)
+        reply = vertex.answer(request, outcome, route) if route is not None else None
+        if reply is None:
+            reply = answers.answer(request, outcome, self.render)
         if reply.generated:
             # Counted before the answer leaves, as a service bills the work: a client that has
             # read the answer always finds it counted.
             with self._lock:
                 self._generated[request.text] += 1
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
+
+    def _check_key(self, handler: Handler, query: str) -> None:
+        """The Gemini API's auth: a key in ``x-goog-api-key`` or ``?key=``."""
+        key = handler.headers.get("x-goog-api-key") or parse_qs(query).get("key", [None])[0]
+        if not key:
+            raise wire.WireError(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+            )
+        if self.expected_key is not None and key != self.expected_key:
+            invalid = Outcome.error(
+                400,
+                message="API key not valid. Please pass a valid API key.",
+                reason="API_KEY_INVALID",
+            )
+            raise wire.WireError.from_outcome(invalid)
 
     def _sleep(self, seconds: float) -> None:
         # An Event wait, not time.sleep: stop() wakes every sleeping handler at once.
