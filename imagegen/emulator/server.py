@@ -227,9 +227,9 @@ class Emulator:
         with self._lock:
             self._last_json = raw
             self._last_path = url.path
+        if route is not None and model not in vertex.KNOWN_MODELS:
+            raise vertex.model_not_found(route)
         if model not in wire.KNOWN_MODELS:
-            if route is not None:
-                raise vertex.model_not_found(route)
             raise wire.WireError(
                 404,
                 "NOT_FOUND",
