@@ -214,8 +214,11 @@ class Emulator:
             handler.reply(*vertex.token_answer(self, body))
             return
         route = vertex.match(url.path) if handler.command == "POST" else None
+        credential = ""
         if route is not None:
-            vertex.check_auth(self, route, handler.headers, url.query, self.expected_key)
+            credential = vertex.check_auth(
+                self, route, handler.headers, url.query, self.expected_key
+            )
             model, version = route.model, route.version
         elif handler.command == "POST" and _is_route(url.path):
             model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
@@ -249,7 +252,7 @@ class Emulator:
         self._sleep(self.latency)
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
-        reply = vertex.answer(request, outcome, route) if route is not None else None
+        reply = vertex.answer(request, outcome, route, credential) if route is not None else None
         if reply is None:
             reply = answers.answer(request, outcome, self.render)
         if reply.generated:

@@ -15,11 +15,12 @@ outcomes; only where Vertex differs does this module answer itself:
   ``expected_key``) a 401 (ACCESS_TOKEN_TYPE_UNSUPPORTED);
 - an unknown model: 404 "Publisher Model `...` was not found or your project does not have
   access to it";
-- scripted errors keep a scripted message; a default one becomes Vertex's: a 429 "Resource
-  exhausted" without RetryInfo (unless the script gives ``retry_delay``), a quota named in the
-  message ("Quota exceeded for aiplatform.googleapis.com/{quota_id} ..."), a 403 that is an IAM
-  denial (IAM_PERMISSION_DENIED) unless the script gives another reason (BILLING_DISABLED,
-  SERVICE_DISABLED);
+- scripted errors keep a scripted message (its ``{credential}`` replaced by the request's key
+  or token, to test that an echoed credential is scrubbed); a default one becomes Vertex's:
+  a 429 "Resource exhausted" without RetryInfo (unless the script gives ``retry_delay``), a
+  quota named in the message ("Quota exceeded for aiplatform.googleapis.com/{quota_id} ..."),
+  a 403 that is an IAM denial (IAM_PERMISSION_DENIED) unless the script gives another reason
+  (BILLING_DISABLED, SERVICE_DISABLED);
 - a filtered answer carries ``finishMessage`` (and, for SAFETY, a blocked safety rating), a
   blocked prompt ``blockReasonMessage``, as Vertex's do.
 
@@ -154,8 +155,9 @@ def check_auth(
     headers: Any,
     query: str,
     expected_key: str | None,
-) -> None:
-    """Raise WireError as Vertex answers a request without valid credentials."""
+) -> str:
+    """The request's credential (its key or bearer token); raises WireError as Vertex answers
+    a request without valid credentials."""
     state = vertex_state(emulator)
     key = headers.get("x-goog-api-key") or parse_qs(query).get("key", [None])[0]
     authorization = headers.get("Authorization") or ""
@@ -173,7 +175,7 @@ def check_auth(
                 "API key not valid. Please pass a valid API key.",
                 [error_info("API_KEY_INVALID")],
             )
-        return
+        return str(key)
     if not token:
         raise wire.WireError(
             401,
@@ -192,6 +194,7 @@ def check_auth(
             "https://developers.google.com/identity/sign-in/web/devconsole-project.",
             [error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED")],
         )
+    return token
 
 
 def model_not_found(route: Route) -> wire.WireError:
@@ -204,12 +207,15 @@ def model_not_found(route: Route) -> wire.WireError:
     )
 
 
-def error_body(outcome: Outcome, route: Route) -> bytes:
-    """A scripted error as Vertex shapes it (see the module docstring)."""
+def error_body(outcome: Outcome, route: Route, credential: str = "") -> bytes:
+    """A scripted error as Vertex shapes it (see the module docstring). A scripted message's
+    ``{credential}`` becomes the key or token the request carried: a server that echoes it."""
     code = outcome.code
     status = outcome.status or "UNKNOWN"
     scripted = outcome.message != default_message(code)
     message = (outcome.message or "") if scripted else MESSAGES.get(code, outcome.message or "")
+    if scripted:
+        message = message.replace("{credential}", credential)
     details: list[dict[str, Any]] = []
     if outcome.quota_id and not scripted:
         message = (
@@ -238,10 +244,12 @@ def error_body(outcome: Outcome, route: Route) -> bytes:
     return wire.error_body(code, status, message, details)
 
 
-def answer(request: wire.ParsedRequest, outcome: Outcome, route: Route) -> Answer | None:
+def answer(
+    request: wire.ParsedRequest, outcome: Outcome, route: Route, credential: str = ""
+) -> Answer | None:
     """Vertex's own answer where it differs from the Gemini API's, else None."""
     if outcome.kind == "error":
-        return Answer(outcome.code, error_body(outcome, route))
+        return Answer(outcome.code, error_body(outcome, route, credential))
     if outcome.kind == "prompt_blocked":
         reason = outcome.reason or "SAFETY"
         feedback = {
