@@ -33,6 +33,7 @@ from .cli_helpers import (
     prompt_of,
     run_cli,
     service_account_file,
+    session_ids,
     snapshot,
 )
 from .conftest import Workspace, write_image
@@ -279,7 +280,8 @@ def test_pool_limits_default_to_the_providers_own_and_flags_override_them(
     base = (*TINY, "--combos", "C-U-001", "--provider", provider, "--offline")
     r = run_cli(capsys, *base, "--offline-latency", "0", "--plain")
     assert r.code == 0, r.out + r.err
-    config = snapshot(ws.root, only_session(ws.root))["config"]
+    first = only_session(ws.root)
+    config = snapshot(ws.root, first)["config"]
     assert (config["concurrency"], config["min_interval"], config["rpm"]) == (
         pool.concurrency,
         pool.min_interval,
@@ -290,8 +292,8 @@ def test_pool_limits_default_to_the_providers_own_and_flags_override_them(
         "--offline-latency", "0", "--plain",
     )  # fmt: skip
     assert r.code == 0, r.out + r.err
-    newest = sorted(p.name for p in (ws.root / SESSIONS).glob("*-session.json"))[-1]
-    config = snapshot(ws.root, newest.removesuffix("-session.json"))["config"]
+    (second,) = set(session_ids(ws.root)) - {first}
+    config = snapshot(ws.root, second)["config"]
     assert (config["concurrency"], config["min_interval"], config["rpm"]) == (7, 0.0, 99)
 
 

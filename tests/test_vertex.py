@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import google.oauth2.credentials
+import httpx
 import pytest
 import pytest_asyncio
 from google import genai
@@ -504,3 +505,36 @@ def test_loading_the_vertex_info_does_not_import_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False"]
+
+
+# -- the emulator's Vertex routes, as raw HTTP -------------------------------------------------
+
+
+def test_the_emulator_answers_v1_and_v1beta1_and_leaves_other_vertex_paths_404(
+    emu: Emulator,
+) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "raw"}]}]}
+    with httpx.Client(base_url=emu.base_url, headers={"x-goog-api-key": KEY}) as client:
+        for version in ("v1", "v1beta1"):
+            path = f"/{version}/publishers/google/models/{PRO}:generateContent"
+            assert client.post(path, json=body).status_code == 200
+        path = f"/v1/projects/{PROJECT}/locations/us-central1/publishers/google/models/{PRO}"
+        assert client.post(path + ":generateContent", json=body).status_code == 200
+        missing = client.post(f"/v1beta1/publishers/google/models/{PRO}:countTokens", json=body)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["status"] == "NOT_FOUND"  # Google's shape, not fal's
+        bare = httpx.post(emu.base_url + EXPRESS_PATH, json=body)
+        assert bare.status_code == 401
+        assert bare.json()["error"]["details"][0]["reason"] == "CREDENTIALS_MISSING"
+    assert vertex_state(emu).routes == {"express": 3, "project": 1}
+
+
+def test_the_token_endpoint_refuses_what_it_cannot_grant(emu: Emulator) -> None:
+    url = emu.base_url + "/oauth2/token"
+    refused = httpx.post(url, data={"grant_type": "password", "username": "u"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    revoked = httpx.post(url, data={"grant_type": "refresh_token", "refresh_token": "revoked-1"})
+    assert revoked.status_code == 400
+    granted = httpx.post(url, data={"grant_type": "refresh_token", "refresh_token": "fine"})
+    assert granted.json()["access_token"].startswith("ya29.emulator-")
+    assert vertex_state(emu).refreshes == 1
