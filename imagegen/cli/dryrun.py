@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
 from ..executors.budget import Budget
-from ..model import JobState
+from ..model import QUALITY_FIELD, JobState
 from ..outputs import render_target
 from ..providers import ProviderInfo
 from ..sources import Plan
@@ -40,7 +41,9 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "aspect": js.job.aspect,
             "references": len(js.job.references),
             "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
-            "output": js.output if js.status == "skipped" else js.job.target,
+            "output": js.output
+            if js.status == "skipped"
+            else js.job.target.replace(QUALITY_FIELD, js.job.quality),
         }
         for js in plan.jobs
     ]
@@ -74,18 +77,27 @@ def print_dry_run(
         for name, count in sections.items():
             summary.add_row(name, str(count), f"{costs[name]:.2f}")
         console.print(summary)
-    table = Table(title=None if len(rows) > FULL_ROWS else plan.describe)
-    for column in ("id", "job", "refs", "model", "USD", "output"):
-        table.add_column(column, overflow="fold")
+    settings = {f"{r['provider']} · {r['model']} · {r['quality']}" for r in rows}
+    several = len(settings) > 1
+    table = Table(
+        title=None if len(rows) > FULL_ROWS else plan.describe,
+        caption=None if several else next(iter(settings)),
+    )
+    columns = ["id", "job", "refs", "aspect", "USD", *(["model"] if several else []), "file"]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "refs", "aspect", "USD"))
     for row in rows[: FIRST_ROWS if len(rows) > FULL_ROWS else len(rows)]:
-        table.add_row(
+        cells = [
             str(row["id"]),
             str(row["title"]) + (" (skipped: exists)" if row["status"] == "skipped" else ""),
             str(row["references"]),
-            f"{row['provider']} · {row['model']} · {row['quality']} {row['aspect']}",
+            str(row["aspect"]),
             f"{row['price_usd']:.3f}",
-            str(row["output"]),
-        )
+        ]
+        if several:
+            cells.append(f"{row['provider']} · {row['model']} · {row['quality']}")
+        cells.append(Path(str(row["output"])).name)
+        table.add_row(*cells)
     console.print(table)
     if len(rows) > FULL_ROWS:
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")

@@ -10,6 +10,7 @@ and error shapes are :mod:`.vertex`'s. Each request runs in its own daemon threa
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -18,9 +19,14 @@ from collections import Counter
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from . import answers, families, render, vertex, wire
+from .batch_routes import BatchRoutes
+from .batches import BatchStore
+from .clock import Clock
+from .files_routes import FilesRoutes
+from .filestore import FileStore
 from .httpd import Handler, Server
 from .outcomes import Outcome, Script
 from .render import RENDER_MODES
@@ -35,7 +41,11 @@ class Emulator:
     ``port`` 0 picks a free port. ``latency`` is a real delay in seconds before each answer to a
     valid request. ``render`` is "collage" or "plain" (see :mod:`.render`). ``expected_key``,
     when set, makes any other key an API_KEY_INVALID error; a missing key is always a 403.
-    ``script`` is a JSON script file (see :mod:`.outcomes`).
+    ``script`` is a JSON script file (see :mod:`.outcomes`). ``clock`` (seconds since the
+    epoch; default ``time.time``, tests pass a :class:`.clock.ManualClock`) times file expiry
+    and batch turnaround: :attr:`files` is the Files API store (:class:`.filestore.FileStore`),
+    :attr:`batches` the batch jobs (:class:`.batches.BatchStore`), each with its faults and
+    stats.
 
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
     (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
@@ -52,6 +62,8 @@ class Emulator:
         expected_key: str | None = None,
         script: Path | str | None = None,
         host: str = "127.0.0.1",
+        *,
+        clock: Clock | None = None,
     ) -> None:
         if render not in RENDER_MODES:
             raise ValueError(f"render must be one of {RENDER_MODES}, got {render!r}")
@@ -72,6 +84,14 @@ class Emulator:
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
         self._last_path: str | None = None
+        # The Files and Batch APIs (.files_routes, .batch_routes) keep time on `clock`.
+        self.clock: Clock = clock or time.time
+        self.files = FileStore(self.clock)
+        self.batches = BatchStore(self.files, self._batch_answer, self.clock)
+        self._routes = (
+            FilesRoutes(self.files, self._check_key),
+            BatchRoutes(self.batches, self._check_key),
+        )
         if script is not None:
             self.script_from_file(script)
 
@@ -206,7 +226,11 @@ class Emulator:
     def _answer(self, handler: Handler) -> None:
         url = urlsplit(handler.path)
         body = handler.read_body()
-        # The OpenAI and fal route families answer their own paths (issue 14).
+        # The Files and Batch APIs, then the OpenAI and fal route families, answer their own
+        # paths; everything else is Gemini's generateContent.
+        for routes in self._routes:
+            if routes.answer(handler, url, body):
+                return
         take, sleep = self._script.take, self._sleep
         if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
             return
@@ -223,7 +247,7 @@ class Emulator:
         elif handler.command == "POST" and _is_route(url.path):
             model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
             version = url.path.split("/", 2)[1]
-            self._check_key(handler, url.query)
+            self._check_key(handler, url)
         else:
             raise wire.WireError(404, "NOT_FOUND", f"Method not found: {url.path}")
         raw = wire.load_json(body)
@@ -240,7 +264,33 @@ class Emulator:
                 "for generateContent. Call ListModels to see the list of available models and "
                 "their supported methods.",
             )
-        request = wire.parse_request(model, raw)
+        request, outcome, reply = self._generate(model, raw, self.clock(), route, credential)
+        handler.note = outcome.kind
+        self._sleep(self.latency)
+        if outcome.kind == "hang":
+            self._sleep(outcome.seconds)
+        # Counted after the latency and before the answer leaves, as a service bills the work:
+        # a client that has read the answer always finds it counted.
+        if reply.generated:
+            self._count_generated(request.text)
+        handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
+
+    def _generate(
+        self,
+        model: str,
+        raw: dict[str, Any],
+        at: float,
+        route: vertex.Route | None = None,
+        credential: str = "",
+    ) -> tuple[wire.ParsedRequest, Outcome, answers.Answer]:
+        """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry), as
+        the Gemini API does, or Vertex on its ``route`` (the request carrying ``credential``).
+
+        Kept apart from the HTTP handling so that other routes can answer requests exactly as
+        ``generateContent`` does. Raises WireError for a request the service rejects.
+        """
+        resolve = functools.partial(self.files.resolve_uri, at=at)
+        request = wire.parse_request(model, raw, resolve)
         for ref in request.references:
             if not render.check_decodable(ref):
                 raise wire.invalid_argument(
@@ -248,23 +298,22 @@ class Emulator:
                     "https://developers.generativeai.google/guide/troubleshooting"
                 )
         outcome = self._script.take(request.text)
-        handler.note = outcome.kind
-        self._sleep(self.latency)
-        if outcome.kind == "hang":
-            self._sleep(outcome.seconds)
         reply = vertex.answer(request, outcome, route, credential) if route is not None else None
-        if reply is None:
-            reply = answers.answer(request, outcome, self.render)
-        if reply.generated:
-            # Counted before the answer leaves, as a service bills the work: a client that has
-            # read the answer always finds it counted.
-            with self._lock:
-                self._generated[request.text] += 1
-        handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
+        return request, outcome, reply or answers.answer(request, outcome, self.render)
 
-    def _check_key(self, handler: Handler, query: str) -> None:
-        """The Gemini API's auth: a key in ``x-goog-api-key`` or ``?key=``."""
-        key = handler.headers.get("x-goog-api-key") or parse_qs(query).get("key", [None])[0]
+    def _count_generated(self, text: str) -> None:
+        with self._lock:
+            self._generated[text] += 1
+
+    def _batch_answer(self, model: str, raw: dict[str, Any], at: float) -> answers.Answer:
+        request, _, reply = self._generate(model, raw, at)
+        if reply.generated:
+            self._count_generated(request.text)
+        return reply
+
+    def _check_key(self, handler: Handler, url: SplitResult) -> None:
+        """Raise the service's error for a missing (403) or, if one is expected, wrong key."""
+        key = handler.headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [None])[0]
         if not key:
             raise wire.WireError(
                 403,

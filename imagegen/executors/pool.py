@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
 
+from .. import outputs as outputs_mod
 from ..errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,7 +39,7 @@ from ..journal import Journal, now_iso
 from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
 from ..outputs import Outputs, Placement, StorageError
 from ..providers import ProviderInfo
-from ..providers.base import Generation, ImageProvider, ImageRequest
+from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
 from ..sources import AfterSave
@@ -66,16 +68,24 @@ class RunResult:
 
 @dataclass
 class PoolView:
-    """What the live display shows beyond the journal's counts (written by the runner)."""
+    """What the live display shows beyond the journal's counts (written by the runner).
+    Times are seconds on the runner's clock."""
 
     in_flight: dict[str, int]  # job id -> attempt number
     recent: list[str]
     pause_until: float = 0.0
     pause_reason: str | None = None
+    started: float = 0.0
+    finished_at: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    durations: deque[float] = field(default_factory=lambda: deque(maxlen=20))
 
 
 class _Stopped(Exception):
     """The batch stopped before this job's next attempt could start."""
+
+
+class _Unreadable(Exception):
+    """A reference image of the job cannot be read (it changed since planning)."""
 
 
 def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
@@ -124,7 +134,7 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.notify = notify or (lambda _line: None)
-        self.view = PoolView({}, [])
+        self.view = PoolView({}, [], started=clock())
         self.budget = budget
         self.references = references or ReferenceCache()
         self.outputs = outputs or Outputs(
@@ -213,26 +223,9 @@ class Runner:
         if state.kept:
             await self._place_kept(state, label)
             return
-        paths = state.job.references
-        try:
-            refs = self.references.cached(paths)
-            if refs is None:
-                refs = await anyio.to_thread.run_sync(self.references.load, paths)
-        except (OSError, ValueError) as exc:
-            await self.journal.update(
-                job_id,
-                JobUpdate(
-                    status="failed",
-                    error=f"reference image unreadable: {exc}",
-                    error_kind="reference_unreadable",
-                    completed=now_iso(),
-                ),
-            )
-            self._finished(f"✗ {label} → reference image unreadable")
-            return
         job = state.job
         request = ImageRequest(
-            job.model, job.prompt, refs, job.quality, job.aspect, self.timeout, state.resume
+            job.model, job.prompt, (), job.quality, job.aspect, self.timeout, state.resume
         )
 
         async def before_sleep(error: ProviderError, wait: float) -> None:
@@ -255,6 +248,18 @@ class Runner:
             )
         except _Stopped:
             await self.journal.update(job_id, JobUpdate(status="pending", output=None))
+            return
+        except _Unreadable as exc:
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="failed",
+                    error=f"reference image unreadable: {exc}",
+                    error_kind="reference_unreadable",
+                    completed=now_iso(),
+                ),
+            )
+            self._finished(f"✗ {label} → reference image unreadable")
             return
         except BatchStop as exc:
             self.stop(str(exc))
@@ -292,6 +297,12 @@ class Runner:
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
+            # Read inside the slot: workers take slots in the order jobs were handed out, so a
+            # job whose references are still being read is not overtaken by the next one
+            # (with --concurrency 1 the jobs run strictly in plan order). A cached read costs
+            # nothing; a first read of a few MB, milliseconds against a call's seconds.
+            if not request.references and self.journal.job(job_id).job.references:
+                request = replace(request, references=await self._references(job_id))
             await self.gate.wait_turn()
             # No await between this check and the reservation below: the first call's real
             # cost decides what every later call holds.
@@ -313,6 +324,9 @@ class Runner:
             planned = self.outputs.plan(job, datetime.now())
             cost, billed = 0.0, False
             try:
+                await self._check_destination(
+                    planned, info.pixel_size(job.model, job.quality, job.aspect)
+                )
                 await self.journal.update(
                     job_id,
                     JobUpdate(
@@ -325,6 +339,7 @@ class Runner:
                     await self.journal.update(job_id, JobUpdate(resume=token))
 
                 request = replace(request, resume=self.journal.job(job_id).resume)
+                called = self.clock()
                 try:
                     generation = await provider.generate(request, checkpoint)
                 except BatchStop as exc:
@@ -334,6 +349,7 @@ class Runner:
                     await self._after_failure(exc)
                     raise
                 self.breaker.success()
+                self.view.durations.append(self.clock() - called)
                 cost = info.cost(
                     job.model, job.quality, job.aspect, len(job.references), generation.usage
                 )
@@ -347,6 +363,32 @@ class Runner:
                     self.budget.settle(held, cost, price if billed else None)
                     self._settled.set()
                     self._settled = anyio.Event()
+
+    async def _references(self, job_id: str) -> tuple[Reference, ...]:
+        paths = self.journal.job(job_id).job.references
+        refs = self.references.cached(paths)
+        if refs is not None:
+            return refs
+        try:
+            return await anyio.to_thread.run_sync(self.references.load, paths)
+        except (OSError, ValueError) as exc:
+            raise _Unreadable(str(exc)) from exc
+
+    async def _check_destination(self, planned: Path, size: tuple[int, int] | None) -> None:
+        """Before paying: the image's folder can be made and written, and has room for it.
+
+        A folder that is a file, read-only or full stops the batch here, with nothing paid
+        (:meth:`imagegen.outputs.Outputs.check`); checked once per folder, the free space at
+        most once a second, so most calls make no extra system call.
+        """
+        need = outputs_mod.bytes_bound(size)
+        if not self.outputs.needs_check(planned.parent, need):
+            return
+        try:
+            await anyio.to_thread.run_sync(self.outputs.check, planned.parent, need)
+        except StorageError as exc:
+            self.stop(f"{exc} (nothing was paid for this image; fix it, then --resume)")
+            raise _Stopped from exc
 
     async def _after_failure(self, error: ProviderError) -> None:
         """Pool-wide consequences of one failed call: a 429 pause, the circuit breaker."""
@@ -407,9 +449,9 @@ class Runner:
         label: str,
     ) -> None:
         info = placement.info
-        note = size_note(self._providers[state.job.provider][1], state, info)
-        if generation is not None and generation.note:
-            note = f"{note}; {generation.note}" if note else generation.note
+        size = size_note(self._providers[state.job.provider][1], state, info)
+        chosen = generation.note if generation is not None else None
+        note = "; ".join(n for n in (size, chosen) if n) or None
         step = self.after_save(state.job.source)
         updated = await self.journal.update(
             state.id,
@@ -418,9 +460,9 @@ class Runner:
                 output=str(placement.path),
                 completed=now_iso(),
                 error=note,
-                error_kind="wrong_size" if note and note.startswith("wrong size") else None,
+                error_kind="wrong_size" if size else None,
                 cost_usd=total_cost,
-                image=ImageMeta(info.format, info.width, info.height, not note),
+                image=ImageMeta(info.format, info.width, info.height, size is None),
                 resume=None,
                 kept=None,
                 delivery="pending" if step is not None else None,
@@ -530,6 +572,7 @@ class Runner:
         await anyio.to_thread.run_sync(lambda: kept.unlink(missing_ok=True))
 
     def _finished(self, line: str) -> None:
+        self.view.finished_at.append(self.clock())
         self.view.recent.insert(0, line)
         del self.view.recent[5:]
         self.notify(line)
