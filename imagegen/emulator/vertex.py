@@ -52,7 +52,6 @@ from .exchange import PerEmulator
 from .outcomes import Outcome, default_message
 
 TOKEN_PATH = "/oauth2/token"
-PREFIXES = ("/v1beta1/", "/v1/publishers/", "/v1/projects/", TOKEN_PATH)
 _ROUTE = re.compile(
     r"^/(?P<version>v1|v1beta1)/"
     r"(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?"
@@ -125,11 +124,6 @@ class VertexState:
 
 
 vertex_state: PerEmulator[VertexState] = PerEmulator(VertexState)
-
-
-def owns(path: str) -> bool:
-    """Whether ``path`` is Vertex's (or the token endpoint), not Gemini's, OpenAI's or fal's."""
-    return path.startswith(PREFIXES)
 
 
 def match(path: str) -> Route | None:

@@ -193,7 +193,6 @@ class GeminiProvider:
         if not vertexai and not key:
             raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
         self._api_key = key or ""
-        self.vertexai = vertexai
         secrets.register(self._api_key)
         # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its
         # async path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").

@@ -76,12 +76,6 @@ class VertexAuth:
     project: str | None
     location: str
 
-    @property
-    def describe(self) -> str:
-        if self.api_key:
-            return "Vertex AI express mode (API key)"
-        return f"Vertex AI project {self.project}, location {self.location} (ADC)"
-
 
 def read_auth(environ: Mapping[str, str] | None = None) -> VertexAuth:
     """Vertex auth from the environment, with the SDK's precedence.
