@@ -51,10 +51,13 @@ class Settings:
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
-    """The provider's key from its environment variables (in its SDK's order); InputError
-    naming them when none is set. Offline runs need none."""
+    """The provider's key from its environment variables (in its SDK's order), or what its own
+    ``read_credential`` finds; InputError naming them when none is set. Offline runs need
+    none."""
     if offline:
         return OFFLINE_KEY
+    if info.read_credential is not None:
+        return info.read_credential()
     for name in info.key_vars:
         if value := os.environ.get(name, "").strip():
             return value

@@ -119,6 +119,9 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
 def render_session(state: SessionState) -> str:
     """The seed's progress block for a session, with its state and what needs attention."""
     lines = [render(view_of(state)), "", f"State: {run_state(state)}"]
+    if provider := state.config.get("provider"):
+        model = state.config.get("model")
+        lines.append(f"Provider: {provider}" + (f" · {model}" if model else ""))
     kept = [js for js in state.jobs.values() if js.kept]
     if kept:
         lines += ["", f"Paid images kept in the spool (placed by --resume): {len(kept)}"]

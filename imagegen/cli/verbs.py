@@ -28,7 +28,7 @@ from ..retry import RetryPolicy, load_policy
 from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
 from .dryrun import print_dry_run
-from .options import DEFAULT_ASPECT, DEFAULT_PROVIDER, DEFAULT_QUALITY
+from .options import DEFAULT_ASPECT, DEFAULT_QUALITY, default_provider
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
 RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
@@ -145,7 +145,7 @@ def start(
     chosen = frozenset(
         name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
     )
-    info = providers.get(args.provider or DEFAULT_PROVIDER)
+    info = providers.get(args.provider or default_provider())
     quality, aspect = args.quality or DEFAULT_QUALITY, args.aspect or DEFAULT_ASPECT
     defaults = RunDefaults(info, args.model or info.default_model, quality, aspect, chosen)
     plan = source.plan(args, defaults)

@@ -1,10 +1,11 @@
-"""A loopback HTTP server that answers ``generateContent`` like the Gemini API.
+"""A loopback HTTP server that answers ``generateContent`` like the Gemini API and Vertex AI.
 
-The real google-genai SDK talks to it unchanged (point ``base_url`` or ``GOOGLE_GEMINI_BASE_URL``
-at :attr:`Emulator.base_url`), so the adapter's request building, response parsing and error
-mapping are tested against real HTTP. Routes, error bodies and response shapes follow
-``shared/notes/gemini-api.md``. Each request runs in its own daemon thread, so ``latency`` and
-``hang`` are real, concurrent delays.
+The real google-genai SDK talks to it unchanged (point ``base_url``, ``GOOGLE_GEMINI_BASE_URL``
+or, for Vertex, ``GOOGLE_VERTEX_BASE_URL`` at :attr:`Emulator.base_url`), so the adapter's
+request building, response parsing and error mapping are tested against real HTTP. Routes,
+error bodies and response shapes follow ``shared/notes/gemini-api.md``; Vertex's routes, auth
+and error shapes are :mod:`.vertex`'s. Each request runs in its own daemon thread, so
+``latency`` and ``hang`` are real, concurrent delays.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from . import answers, families, render, wire
+from . import answers, families, render, vertex, wire
 from .batch_routes import BatchRoutes
 from .batches import BatchStore
 from .clock import Clock
@@ -50,10 +51,10 @@ class Emulator:
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
     (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
-    (the last parsed request body). Set ``log_requests`` to print one line per request to
-    stderr. Set ``on_request`` to a function of the prompt text to run it in the request's
-    thread just before each valid request is answered, in every route family (a test's hook to
-    act while a call is in flight: edit an input file, wait at a barrier).
+    (the last parsed request body), ``last_request_path``. Set ``log_requests`` to print one
+    line per request to stderr. Set ``on_request`` to a function of the prompt text to run it
+    in the request's thread just before each valid request is answered, in every route family
+    (a test's hook to act while a call is in flight: edit an input file, wait at a barrier).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class Emulator:
         self._generated: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
+        self._last_path: str | None = None
         # The Files and Batch APIs (.files_routes, .batch_routes) keep time on `clock`.
         self.clock: Clock = clock or time.time
         self.files = FileStore(self.clock)
@@ -186,6 +188,12 @@ class Emulator:
         with self._lock:
             return self._last_json
 
+    @property
+    def last_request_path(self) -> str | None:
+        """The path of the last generateContent request (no query: a ?key= stays out)."""
+        with self._lock:
+            return self._last_path
+
     # -- request handling (handler threads) -----------------------------------------------
 
     def handle_request(self, handler: Handler) -> None:
@@ -230,14 +238,28 @@ class Emulator:
         take, sleep = self._take, self._sleep
         if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
             return
-        if handler.command != "POST" or not _is_route(url.path):
+        if handler.command == "POST" and url.path == vertex.TOKEN_PATH:
+            handler.reply(*vertex.token_answer(self, body))
+            return
+        route = vertex.match(url.path) if handler.command == "POST" else None
+        credential = ""
+        if route is not None:
+            credential = vertex.check_auth(
+                self, route, handler.headers, url.query, self.expected_key
+            )
+            model, version = route.model, route.version
+        elif handler.command == "POST" and _is_route(url.path):
+            model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
+            version = url.path.split("/", 2)[1]
+            self._check_key(handler, url)
+        else:
             raise wire.WireError(404, "NOT_FOUND", f"Method not found: {url.path}")
-        model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
-        version = url.path.split("/", 2)[1]
-        self._check_key(handler, url)
         raw = wire.load_json(body)
         with self._lock:
             self._last_json = raw
+            self._last_path = url.path
+        if route is not None and model not in vertex.KNOWN_MODELS:
+            raise vertex.model_not_found(route)
         if model not in wire.KNOWN_MODELS:
             raise wire.WireError(
                 404,
@@ -246,7 +268,7 @@ class Emulator:
                 "for generateContent. Call ListModels to see the list of available models and "
                 "their supported methods.",
             )
-        request, outcome, reply = self._generate(model, raw, self.clock())
+        request, outcome, reply = self._generate(model, raw, self.clock(), route, credential)
         handler.note = outcome.kind
         self._sleep(self.latency)
         if outcome.kind == "hang":
@@ -258,9 +280,15 @@ class Emulator:
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
 
     def _generate(
-        self, model: str, raw: dict[str, Any], at: float
+        self,
+        model: str,
+        raw: dict[str, Any],
+        at: float,
+        route: vertex.Route | None = None,
+        credential: str = "",
     ) -> tuple[wire.ParsedRequest, Outcome, answers.Answer]:
-        """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry).
+        """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry), as
+        the Gemini API does, or Vertex on its ``route`` (the request carrying ``credential``).
 
         Kept apart from the HTTP handling so that other routes can answer requests exactly as
         ``generateContent`` does. Raises WireError for a request the service rejects.
@@ -274,7 +302,8 @@ class Emulator:
                     "https://developers.generativeai.google/guide/troubleshooting"
                 )
         outcome = self._take(request.text)
-        return request, outcome, answers.answer(request, outcome, self.render)
+        reply = vertex.answer(request, outcome, route, credential) if route is not None else None
+        return request, outcome, reply or answers.answer(request, outcome, self.render)
 
     def _count_generated(self, text: str) -> None:
         with self._lock:

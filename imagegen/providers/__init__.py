@@ -53,7 +53,11 @@ class ProviderInfo:
     USD price of one image before the call; ``cost(..., usage)`` the USD billed after it.
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
-    read from, in the order the provider's SDK prefers them.
+    read from, in the order the provider's SDK prefers them (and the ones redacted as secrets).
+    ``read_credential``, when set, replaces reading ``key_vars``: it returns what ``open`` needs
+    from the environment (a key, or "" when the provider authenticates otherwise, as Vertex does
+    with a project and Google's application-default credentials) and raises InputError naming
+    the variables to set.
     """
 
     name: str
@@ -70,6 +74,7 @@ class ProviderInfo:
     open: OpenProvider
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
+    read_credential: Callable[[], str] | None = None
 
     @property
     def default_model(self) -> str:
@@ -78,6 +83,12 @@ class ProviderInfo:
 
 def _gemini() -> ProviderInfo:
     from .gemini import INFO
+
+    return INFO
+
+
+def _vertex() -> ProviderInfo:
+    from .vertex import INFO
 
     return INFO
 
@@ -96,6 +107,7 @@ def _fal() -> ProviderInfo:
 
 _LOADERS: dict[str, Callable[[], ProviderInfo]] = {
     "gemini": _gemini,
+    "vertex": _vertex,
     "openai": _openai,
     "fal": _fal,
 }
