@@ -30,6 +30,9 @@ from .page import Gallery, Media, render_page
 from .sheet import ContactSheet, build_sheet, failure_label
 from .thumbs import JOB_BOX, REFERENCE_BOX, Thumb, make_thumbnails, prune_thumbnails
 
+#: ``--sessions-dir``'s default (imagegen/cli/options.py), left out of the page's commands.
+DEFAULT_SESSIONS = Path("sessions")
+
 __all__ = ["ContactSheet", "build_sheet", "failure_label", "report_dir", "write_report"]
 
 
@@ -92,7 +95,10 @@ def _write(
         sessions=sessions,
     )
     index = folder / "index.html"
-    write_atomic(index, render_page(sheet, gallery).encode("utf-8"))
+    # The review commands run from the working directory, like the session did.
+    options = () if sessions_dir == DEFAULT_SESSIONS else ("--sessions-dir", str(sessions_dir))
+    page = render_page(sheet, gallery, command_options=options)
+    write_atomic(index, page.encode("utf-8"))
     prune_thumbnails(folder / "thumbs", thumbs)
     return index, state.parent
 
