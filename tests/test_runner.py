@@ -129,6 +129,16 @@ async def test_every_job_completes_with_an_image_of_the_tier_size(
 
 
 @pytest.mark.asyncio
+async def test_one_call_at_a_time_starts_the_calls_in_plan_order(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
+    provider = FakeProvider()
+    run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(1, 0.0, 1000))
+    assert [prompt for _, prompt in run.starts] == [j.prompt for j in jobs]
+
+
+@pytest.mark.asyncio
 async def test_pool_respects_concurrency_spacing_and_per_minute_cap(
     workspace: Workspace, clock: VirtualClock
 ) -> None:

@@ -158,6 +158,7 @@ class Runner:
                 for job_id in job_ids:
                     if self.stop_reason:
                         break
+                    await self._prefetch(job_id)
                     await send.send(job_id)
         if self.fatal is not None:
             raise self.fatal
@@ -174,6 +175,17 @@ class Runner:
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
         )
+
+    async def _prefetch(self, job_id: str) -> None:
+        """Read a job's reference images before a worker takes the job. A worker that read
+        them itself, in a thread, could be overtaken on its way to a call slot by the worker of
+        the next job, whose references were cached: calls would not start in plan order (with
+        ``--concurrency 1`` too). A file that cannot be read is left for the job's own attempt
+        to record."""
+        paths = self.journal.job(job_id).job.references
+        if paths and self.references.cached(paths) is None:
+            with contextlib.suppress(OSError, ValueError):
+                await anyio.to_thread.run_sync(self.references.load, paths)
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
         async with receive:
