@@ -21,7 +21,13 @@ from imagegen.cli import main
 from imagegen.emulator import Emulator, Outcome
 from imagegen.errors import EXIT_FAILED, EXIT_OK, InputError
 from imagegen.model import Job, JobState, SessionState
-from imagegen.report import build_sheet, failure_label, report_dir, write_report
+from imagegen.report import (
+    build_sheet,
+    failure_label,
+    prepare_thumbnails,
+    report_dir,
+    write_report,
+)
 from imagegen.report.page import Gallery, format_duration, render_page
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,6 +220,45 @@ def test_missing_and_unreadable_images_are_labelled_not_broken(
     assert "file missing" in page.visible[done[0]["id"]]
     assert "unreadable image" in page.visible[done[1]["id"]]
     assert all((tmp_path / copy / f"{sample.first}-report" / i["src"]).is_file() for i in page.imgs)
+
+
+def test_a_run_makes_each_thumbnail_as_it_saves_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the report at the end of the run left out, the thumbnails are there all the same;
+    the report then decodes no image."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("imagegen.session.write_report", lambda *_args: Path("not written"))
+    argv = ["--offline", "--offline-latency", "0", "--min-interval", "0", "--plain"]
+    argv += ["--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs")]
+    argv += ["--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2"]
+    assert main([*argv, "--combos", "C-U-009"]) == EXIT_OK
+    sessions = Path("sessions")
+    session_id = journal_mod.list_sessions(sessions)[0]
+    state = journal_mod.load(sessions, session_id)
+    references = {r for js in state.jobs.values() for r in js.job.references}
+    made = thumbs_of(report_dir(sessions, session_id) / "index.html")
+    assert len(made) == len(state.jobs) + len(references)
+
+    def decode(*_args: object) -> tuple[int, int]:
+        raise AssertionError("the report decoded an image")
+
+    monkeypatch.setattr("imagegen.report.thumbs.render_thumbnail", decode)
+    index = write_report(sessions, session_id)
+    assert thumbs_of(index) == made
+    shown = {i["src"] for i in Page(index.read_text(encoding="utf-8")).imgs}
+    assert shown == {f"thumbs/{name}" for name in made}
+
+
+def test_preparing_a_thumbnail_never_raises(tmp_path: Path) -> None:
+    """A thumbnail is a cache: a missing image, a broken one or an unwritable report folder
+    cost the run nothing (the report says what is wrong later)."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    prepare_thumbnails(tmp_path, "S", tmp_path / "missing.png", (str(broken),))
+    assert not list((tmp_path / "S-report" / "thumbs").iterdir())
+    (tmp_path / "blocked-report").write_text("a file where the folder goes")
+    prepare_thumbnails(tmp_path, "blocked", broken)
 
 
 def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:

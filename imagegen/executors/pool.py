@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,7 +95,9 @@ class Runner:
 
     ``provider`` and ``info`` serve the jobs of provider ``info.name``; ``others`` maps the
     names of any other providers the session's jobs name to theirs. ``after_save(source_name)``
-    gives the source's after-save step (or None).
+    gives the source's after-save step (or None). ``saved(image, references)`` is called in a
+    worker thread once each image is saved and journaled (the contact sheet makes its
+    thumbnails then: :func:`imagegen.report.prepare_thumbnails`); it must not raise.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Runner:
         outputs: Outputs | None = None,
         after_save: Callable[[str], AfterSave | None] | None = None,
         others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
+        saved: Callable[[Path, Sequence[str]], None] | None = None,
     ) -> None:
         self.journal = journal
         self._providers = {info.name: (provider, info), **(others or {})}
@@ -131,6 +134,7 @@ class Runner:
             journal.session_id, journal.sessions_dir / f"{journal.session_id}-kept"
         )
         self.after_save = after_save or (lambda _name: None)
+        self.saved = saved
         self.breaker = Breaker(self.policy)
         self.stop_reason: str | None = None
         self.interrupted = False
@@ -452,6 +456,8 @@ class Runner:
         self._finished(f"✓ {label} → saved {placement.path.name}{aside}")
         if step is not None:
             await deliver(self.journal, updated, step)
+        if self.saved is not None:
+            await anyio.to_thread.run_sync(self.saved, placement.path, state.job.references)
 
     async def _keep(
         self,
