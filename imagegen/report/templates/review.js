@@ -372,7 +372,7 @@ addEventListener("load", () => {
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].indexOf(t.tagName) >= 0) return;
-    const control = ["BUTTON", "A", "SUMMARY"].indexOf(t.tagName) >= 0;
+    const control = ["BUTTON", "SUMMARY"].indexOf(t.tagName) >= 0; // space presses these
     const card = (t.closest && t.closest(".job")) || current;
     const key = e.key;
     if (key === "Escape") {
@@ -397,7 +397,7 @@ addEventListener("load", () => {
       if (next) focusCard(next);
       e.preventDefault();
     } else if (key === " ") {
-      if (control && viewer.hidden) return; // the space bar presses a focused button
+      if (control && viewer.hidden) return;
       if (viewer.hidden) openViewer(card);
       else closeViewer();
       e.preventDefault();
