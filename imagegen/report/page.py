@@ -132,7 +132,7 @@ def card_view(card: Card, gallery: Gallery) -> CardView:
             f"{card.title} ({s.quality})" + (f" variant {s.index}" if s.role == "variant" else ""),
             s.quality
             + (" before" if s.role == "previous" else "")
-            + (f" · {s.index}" if s.role == "variant" else ""),
+            + (f" · variant {s.index}" if s.role == "variant" else ""),
             s.role,
             s.index if s.role == "variant" else None,
         )
