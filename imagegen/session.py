@@ -9,6 +9,7 @@ has created or opened (and whose lock it holds).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,7 +31,7 @@ from .progress import live_display, plain_printer, render, view_of
 from .providers import ProviderInfo
 from .providers.base import ImageProvider
 from .recovery import prepare_retry, recover_interrupted
-from .report import write_report
+from .report import prepare_thumbnails, write_report
 from .retry import RetryPolicy
 
 OFFLINE_KEY = "offline-emulator-key"
@@ -186,6 +187,8 @@ async def _run_jobs(
             outputs=outputs,
             after_save=_after_save,
             others=others,
+            # Each image's thumbnails as it is saved: the report at the end only finds them.
+            saved=functools.partial(prepare_thumbnails, journal.sessions_dir, journal.session_id),
         )
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)

@@ -41,6 +41,7 @@ from .harness import (
     run_batch,
     steal_row,
 )
+from .sheet import scenario_report
 
 # -- scenarios ------------------------------------------------------------------------------
 
@@ -439,4 +440,5 @@ RUNNERS = {
     "large": scenario_large,
     "reads": scenario_reads,
     "storm": scenario_storm,
+    "report": scenario_report,
 }

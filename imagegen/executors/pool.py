@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,7 +107,9 @@ class Runner:
 
     ``provider`` and ``info`` serve the jobs of provider ``info.name``; ``others`` maps the
     names of any other providers the session's jobs name to theirs. ``after_save(source_name)``
-    gives the source's after-save step (or None).
+    gives the source's after-save step (or None). ``saved(image, references)`` is called in a
+    worker thread once each image is saved and journaled (the contact sheet makes its
+    thumbnails then: :func:`imagegen.report.prepare_thumbnails`); it must not raise.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Runner:
         outputs: Outputs | None = None,
         after_save: Callable[[str], AfterSave | None] | None = None,
         others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
+        saved: Callable[[Path, Sequence[str]], None] | None = None,
     ) -> None:
         self.journal = journal
         self._providers = {info.name: (provider, info), **(others or {})}
@@ -143,6 +146,7 @@ class Runner:
             journal.session_id, journal.sessions_dir / f"{journal.session_id}-kept"
         )
         self.after_save = after_save or (lambda _name: None)
+        self.saved = saved
         self.breaker = Breaker(self.policy)
         self.stop_reason: str | None = None
         self.interrupted = False
@@ -170,6 +174,7 @@ class Runner:
                 for job_id in job_ids:
                     if self.stop_reason:
                         break
+                    await self._prefetch(job_id)
                     await send.send(job_id)
         if self.fatal is not None:
             raise self.fatal
@@ -187,6 +192,16 @@ class Runner:
             None if self.budget is None else round(self.budget.spent, 6),
             unrecorded(self.journal.state.jobs.values()),
         )
+
+    async def _prefetch(self, job_id: str) -> None:
+        """Read a job's reference images before a worker takes the job, so that the read a job
+        makes inside its call slot (which keeps calls in plan order) is a cache hit and holds
+        the slot for no file work. A file that cannot be read is left for the job's own
+        attempt to record."""
+        paths = self.journal.job(job_id).job.references
+        if paths and self.references.cached(paths) is None:
+            with contextlib.suppress(OSError, ValueError):
+                await anyio.to_thread.run_sync(self.references.load, paths)
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
         async with receive:
@@ -512,6 +527,8 @@ class Runner:
             self._finished(f"✓ {label} → saved {placement.path.name}{which}{aside}")
         if step is not None:
             await deliver(self.journal, updated, step)
+        if self.saved is not None:
+            await anyio.to_thread.run_sync(self.saved, placement.path, state.job.references)
         return more
 
     async def _keep(

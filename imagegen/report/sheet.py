@@ -36,12 +36,15 @@ PROMPT_SHOWN = 20_000
 @dataclass(frozen=True, slots=True)
 class Shot:
     """One image a card shows: ``path`` as the journal recorded it (absolute, or relative to
-    the working directory the session ran in), its size tier ("1K") and its role."""
+    the working directory the session ran in), its size tier ("1K") and its role: "output"
+    (this job's image), "previous" (the image an upgrade started from) or "variant" (one of
+    several candidates of the job, numbered by ``index``; the page lets a reviewer pick one)."""
 
     path: str
     quality: str
     role: str  # "output" (this job's image), "variant" (one of its candidates, in order), or
     # "previous" (the image an upgrade started from)
+    index: int | None = None  # the variant's number, as the job's commands name it ("003:2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Header:
     counts: tuple[tuple[str, int], ...]  # (status, jobs), every status, "total" first
     cost_usd: float
     duration_s: float | None  # first job started -> last job completed, in seconds
+    upgrade_qualities: tuple[str, ...] = ()  # size tiers above the session's, smallest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,9 @@ def _card(state: JobState, previous: Shot | None) -> Card:
     shown = state.output if status in ("completed", "skipped") else None
     if len(state.variant_outputs) > 1 or (state.variant_outputs and status != "completed"):
         # Every candidate side by side, finished or not: the review picks one.
-        shots += tuple(Shot(path, job.quality, "variant") for path in state.variant_outputs)
+        shots += tuple(
+            Shot(path, job.quality, "variant", n) for n, path in enumerate(state.variant_outputs, 1)
+        )
     elif shown:
         shots += (Shot(shown, job.quality, "output"),)
     image = state.image
@@ -248,6 +254,17 @@ def _parent_qualities(parent: SessionState | None) -> dict[str, str]:
     return {file_name(js.output): js.job.quality for js in parent.jobs.values() if js.output}
 
 
+def _larger_qualities(config: Mapping[str, object]) -> tuple[str, ...]:
+    """The size tiers of the session's provider above the session's own (what ``--upgrade
+    --to-quality`` may name), smallest first."""
+    try:
+        tiers = providers.get(str(config.get("provider") or "gemini")).qualities
+    except InputError:
+        return ()
+    quality = config.get("quality")
+    return tiers[tiers.index(quality) + 1 :] if quality in tiers else ()
+
+
 def _counts(summary: Summary) -> tuple[tuple[str, int], ...]:
     order = ("completed", "failed", "skipped", "pending", "running", "retry")
     return (("total", summary.total), *((s, int(summary.counts.get(s, 0))) for s in order))
@@ -312,6 +329,7 @@ def build_sheet(
         counts=_counts(summary),
         cost_usd=summary.cost_usd,
         duration_s=session_duration(jobs),
+        upgrade_qualities=_larger_qualities(config),
     )
     attention = tuple(
         card
