@@ -5,9 +5,9 @@ Rules (issue 3, "Verbs", and the reliability issue): a completed job is never ca
 temporary file holds a whole image (the proof it was paid for and written; see
 :mod:`imagegen.outputs`), or, for journals written before that rule, when its planned output is
 a whole image of the right size; otherwise it returns to pending. A completed job whose
-source's after-save step did not finish gets that step again. ``--retry`` first recovers
-interrupted jobs the same way, then re-runs the named jobs whatever their status (a completed
-one gets a new file; the old one is kept), or every failed job.
+source's after-save step did not finish gets that step again, as does an adopted one.
+``--retry`` first recovers interrupted jobs the same way, then re-runs the named jobs whatever
+their status (a completed one gets a new file; the old one is kept), or every failed job.
 """
 
 from __future__ import annotations
@@ -60,20 +60,23 @@ async def recover_interrupted(
     ]
     await anyio.to_thread.run_sync(_remove_all, leftovers)
     for state in list(journal.state.jobs.values()):
+        step = after_save(state.job.source)
         if state.status == "running":
-            state = await _settle_running(journal, outputs, info(state.job.provider), state)
-        if state.status == "completed" and state.delivery == "pending":
-            step = after_save(state.job.source)
-            if step is not None:
-                await deliver(journal, state, step)
+            state = await _settle_running(
+                journal, outputs, info(state.job.provider), state, step is not None
+            )
+        if state.status == "completed" and state.delivery == "pending" and step is not None:
+            await deliver(journal, state, step)
         if state.status in RUNNABLE:
             todo.append(state.id)
     return todo
 
 
 async def _settle_running(
-    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState
+    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState, step: bool
 ) -> JobState:
+    """Adopt the image a crashed attempt wrote (its after-save step, if ``step``, then pending
+    too), or return the job to pending."""
     placement: Placement | None = None
     if state.output:
         planned = Path(state.output)
@@ -107,6 +110,7 @@ async def _settle_running(
                 placement.info.format, placement.info.width, placement.info.height, not note
             ),
             resume=None,
+            delivery="pending" if step else None,
         ),
         Attempt(
             attempt=state.attempts,

@@ -9,6 +9,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .. import providers
 from ..executors.budget import Budget
 from ..model import JobState
 from ..outputs import render_target
@@ -20,9 +21,14 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
+def _info(info: ProviderInfo, js: JobState) -> ProviderInfo:
+    """The provider of a job: the session's, or the other one it names."""
+    return info if js.job.provider == info.name else providers.get(js.job.provider)
+
+
 def _price(info: ProviderInfo, js: JobState) -> float:
     j = js.job
-    return info.estimate(j.model, j.quality, j.aspect, len(j.references))
+    return _info(info, js).estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
 def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
@@ -49,7 +55,8 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
 def print_dry_run(
     plan: Plan, info: ProviderInfo, console: Console, *, max_cost: float | None, as_json: bool
 ) -> None:
-    """The jobs and their estimated cost at published prices; nothing is written."""
+    """The jobs and their estimated cost at published prices (with what planning would spend,
+    ``plan.planning_usd``), and the plan's notes; nothing is written."""
     rows = dry_run_rows(plan, info)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
     total = sum(_price(info, js) for js in to_run)
@@ -90,20 +97,27 @@ def print_dry_run(
     if len(rows) > FULL_ROWS:
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
-    first = to_run[0].job if to_run else None
+    local = sum(1 for js in to_run if _info(info, js).local)
+    paid = [js.job for js in to_run if not _info(info, js).local]
+    first = paid[0] if paid else (to_run[0].job if to_run else None)
     where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
     console.print(
-        f"Estimated cost: ${total:.2f} for {len(to_run)} images{where}, published prices of "
-        f"{info.prices_as_of}, before thinking tokens)"
+        f"Estimated cost: ${total + plan.planning_usd:.2f} for {len(to_run)} images"
+        + (f" ({local} drawn locally, free)" if local else "")
+        + f"{where}, published prices of {info.prices_as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
+    for note in plan.notes:
+        console.print(note)
     if max_cost is not None:
-        budget = Budget(max_cost)
-        held = [budget.reservation(_price(info, js)) for js in to_run]
-        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
+        budget = Budget(max_cost, spent=plan.planning_usd)
+        billed = [js for js in to_run if not _info(info, js).local]  # local jobs hold nothing
+        held = [budget.reservation(_price(info, js)) for js in billed]
+        room = max_cost - plan.planning_usd
+        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(
             f"Budget ${max_cost:.2f} covers {covered} (each job reserves its price + an "

@@ -60,10 +60,24 @@ def parse_job_list(text: str | None) -> list[str]:
 
 
 def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
-    """Refuse, before anything is paid, what the provider cannot do (sizes, ratios, the
-    number of reference images); one line naming the job and the fix."""
+    """Refuse, before anything is paid, what a job's provider cannot do (sizes, ratios, the
+    number of reference images); one line naming the job and the fix. ``info`` is the
+    session's provider; a job naming another provider is checked against that one."""
     for js in jobs:
         job = js.job
+        if job.provider != info.name:
+            _check_job(js, providers.get(job.provider))
+        else:
+            _check_job(js, info)
+
+
+def _check_job(js: JobState, info: ProviderInfo) -> None:
+    job = js.job
+    if info.validate is not None:
+        problem = info.validate(job.model, job.quality, job.aspect)
+        if problem is not None:
+            raise InputError(f"{job.title}: {problem}")
+    else:
         if job.quality not in info.qualities:
             raise InputError(
                 f"{info.name} cannot make {job.quality} images ({job.title}); use --quality "
@@ -74,12 +88,12 @@ def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
                 f"{info.name} does not support aspect {job.aspect} ({job.title}, "
                 f"{job.prompt_file}); use one of {', '.join(info.aspects)}"
             )
-        if len(job.references) > info.max_references:
-            folder = Path(job.references[0]).parent if job.references else job.prompt_file
-            raise InputError(
-                f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
-                f"most {info.max_references}; remove some from {folder}"
-            )
+    if len(job.references) > info.max_references:
+        folder = Path(job.references[0]).parent if job.references else job.prompt_file
+        raise InputError(
+            f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
+            f"most {info.max_references}; remove some from {folder}"
+        )
 
 
 def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:

@@ -40,8 +40,8 @@ from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
-from ..sources import AfterSave
-from .budget import Budget
+from ..sources import AfterSave, SessionView
+from .budget import Budget, GroupCaps
 from .limiter import Clock, Sleep, StartGate
 
 
@@ -78,6 +78,15 @@ class _Stopped(Exception):
     """The batch stopped before this job's next attempt could start."""
 
 
+class _Capped(Exception):
+    """The job's cost group reached its ceiling: the job (and the rest of its group) waits."""
+
+    def __init__(self, group: str, limit: float) -> None:
+        super().__init__(
+            f"cost cap of {group} reached (${limit:.2f}): not started, so as not to pass it"
+        )
+
+
 def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
     """A note if the image is not the pixel size the provider promises (None when it is)."""
     job = state.job
@@ -95,7 +104,8 @@ class Runner:
 
     ``provider`` and ``info`` serve the jobs of provider ``info.name``; ``others`` maps the
     names of any other providers the session's jobs name to theirs. ``after_save(source_name)``
-    gives the source's after-save step (or None).
+    gives the source's after-save step (or None). ``budget`` is the run's ceiling and ``caps``
+    the cost groups' (:mod:`.budget`).
     """
 
     def __init__(
@@ -115,6 +125,7 @@ class Runner:
         outputs: Outputs | None = None,
         after_save: Callable[[str], AfterSave | None] | None = None,
         others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
+        caps: GroupCaps | None = None,
     ) -> None:
         self.journal = journal
         self._providers = {info.name: (provider, info), **(others or {})}
@@ -126,6 +137,7 @@ class Runner:
         self.notify = notify or (lambda _line: None)
         self.view = PoolView({}, [])
         self.budget = budget
+        self.caps = caps or GroupCaps()
         self.references = references or ReferenceCache()
         self.outputs = outputs or Outputs(
             journal.session_id, journal.sessions_dir / f"{journal.session_id}-kept"
@@ -136,6 +148,7 @@ class Runner:
         self.interrupted = False
         self.fatal: JournalError | None = None
         self._settled = anyio.Event()
+        self._delivering = anyio.Lock()
 
     def stop(self, reason: str) -> None:
         """Start nothing new; calls in flight finish and are recorded."""
@@ -256,6 +269,14 @@ class Runner:
         except _Stopped:
             await self.journal.update(job_id, JobUpdate(status="pending", output=None))
             return
+        except _Capped as exc:
+            self.view.in_flight.pop(job_id, None)
+            await self.journal.update(
+                job_id,
+                JobUpdate(status="pending", output=None, error=str(exc), error_kind="cost_cap"),
+            )
+            self._finished(f"⊘ {label} → {exc}")
+            return
         except BatchStop as exc:
             self.stop(str(exc))
             self.view.in_flight.pop(job_id, None)
@@ -289,6 +310,11 @@ class Runner:
             await self._complete(job_id, answer, label)
 
     async def _attempt(self, job_id: str, request: ImageRequest) -> tuple[Generation, Path, float]:
+        provider, info = self._providers[self.journal.job(job_id).job.provider]
+        if info.local:  # drawn on this machine: no call slot, start turn, budget or breaker
+            if self.stop_reason:
+                raise _Stopped
+            return await self._call(job_id, request, provider, info, ())
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
@@ -299,54 +325,92 @@ class Runner:
                 await self._settled.wait()
             if self.stop_reason:
                 raise _Stopped
-            state = self.journal.job(job_id)
-            job = state.job
-            provider, info = self._providers[job.provider]
+            job = self.journal.job(job_id).job
             price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
-            held = 0.0
+            holds = await self._reserve_group(job.cost_group, price)
             if self.budget is not None:
                 held = self.budget.reservation(price)
                 if not self.budget.reserve(held):
+                    for budget, amount in holds:
+                        budget.settle(amount, 0.0)
                     self.stop(f"budget reached (--max-cost ${self.budget.limit:.2f})")
                     raise _Stopped
-            attempt = state.attempts + 1
-            planned = self.outputs.plan(job, datetime.now())
-            cost, billed = 0.0, False
+                holds = (*holds, (self.budget, held))
+            return await self._call(job_id, request, provider, info, holds)
+
+    async def _reserve_group(
+        self, group: str | None, price: float
+    ) -> tuple[tuple[Budget, float], ...]:
+        """Hold the job's share of its cost group's ceiling, or raise _Capped (the group
+        stops). Waits for the group's calls in flight first when they leave no room: their
+        real cost decides whether the next one fits."""
+        cap = self.caps.get(group)
+        if cap is None or group is None:
+            return ()
+        while True:
+            if group in self.caps.stopped:
+                raise _Capped(group, cap.limit)
+            held = cap.reservation(price)
+            if cap.reserve(held):
+                return ((cap, held),)
+            if not cap.in_flight:
+                self.caps.stopped.add(group)
+                self.notify(f"cost cap reached for {group} (${cap.limit:.2f}): it stops here")
+                raise _Capped(group, cap.limit)
+            await self._settled.wait()
+
+    async def _call(
+        self,
+        job_id: str,
+        request: ImageRequest,
+        provider: ImageProvider,
+        info: ProviderInfo,
+        holds: tuple[tuple[Budget, float], ...],
+    ) -> tuple[Generation, Path, float]:
+        state = self.journal.job(job_id)
+        job = state.job
+        price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
+        attempt = state.attempts + 1
+        planned = self.outputs.plan(job, datetime.now())
+        cost, billed = 0.0, False
+        try:
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="running", attempts=attempt, started=now_iso(), output=str(planned)
+                ),
+            )
+            self.view.in_flight[job_id] = attempt
+
+            async def checkpoint(token: str) -> None:
+                await self.journal.update(job_id, JobUpdate(resume=token))
+
+            request = replace(request, resume=self.journal.job(job_id).resume)
             try:
-                await self.journal.update(
-                    job_id,
-                    JobUpdate(
-                        status="running", attempts=attempt, started=now_iso(), output=str(planned)
-                    ),
-                )
-                self.view.in_flight[job_id] = attempt
-
-                async def checkpoint(token: str) -> None:
-                    await self.journal.update(job_id, JobUpdate(resume=token))
-
-                request = replace(request, resume=self.journal.job(job_id).resume)
-                try:
-                    generation = await provider.generate(request, checkpoint)
-                except BatchStop as exc:
-                    self.stop(str(exc))  # before the slot is released: nothing new may start
-                    raise
-                except ProviderError as exc:
-                    await self._after_failure(exc)
-                    raise
-                self.breaker.success()
-                cost = info.cost(
-                    job.model, job.quality, job.aspect, len(job.references), generation.usage
-                )
-                billed = True
-                return generation, planned, cost
-            except BaseException:
-                self.outputs.release(planned)
+                generation = await provider.generate(request, checkpoint)
+            except BatchStop as exc:
+                self.stop(str(exc))  # before the slot is released: nothing new may start
                 raise
-            finally:
-                if self.budget is not None:
-                    self.budget.settle(held, cost, price if billed else None)
-                    self._settled.set()
-                    self._settled = anyio.Event()
+            except ProviderError as exc:
+                if not info.local:
+                    await self._after_failure(exc)
+                raise
+            if not info.local:
+                self.breaker.success()
+            cost = info.cost(
+                job.model, job.quality, job.aspect, len(job.references), generation.usage
+            )
+            billed = True
+            return generation, planned, cost
+        except BaseException:
+            self.outputs.release(planned)
+            raise
+        finally:
+            if holds:
+                for budget, amount in holds:
+                    budget.settle(amount, cost, price if billed else None)
+                self._settled.set()
+                self._settled = anyio.Event()
 
     async def _after_failure(self, error: ProviderError) -> None:
         """Pool-wide consequences of one failed call: a 429 pause, the circuit breaker."""
@@ -439,7 +503,7 @@ class Runner:
         aside = f" (old file kept as {placement.aside.name})" if placement.aside else ""
         self._finished(f"✓ {label} → saved {placement.path.name}{aside}")
         if step is not None:
-            await deliver(self.journal, updated, step)
+            await deliver(self.journal, updated, step, self._delivering)
 
     async def _keep(
         self,
@@ -535,15 +599,26 @@ class Runner:
         self.notify(line)
 
 
-async def deliver(journal: Journal, state: JobState, step: AfterSave) -> None:
-    """Run a source's after-save step for a completed job and journal how it went."""
-    try:
-        problem = await anyio.to_thread.run_sync(step, state, journal.state.config)
-    except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
-        problem = f"{type(exc).__name__}: {exc}"
-    await journal.update(
-        state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
-    )
+def session_view(journal: Journal, stop_reason: str | None = None) -> SessionView:
+    """A snapshot of the session for a source's step (a shallow copy: job states are frozen)."""
+    state = journal.state
+    return SessionView(state.session_id, state.config, dict(state.jobs), stop_reason)
+
+
+async def deliver(
+    journal: Journal, state: JobState, step: AfterSave, lock: anyio.Lock | None = None
+) -> None:
+    """Run a source's after-save step for a completed job and journal how it went. With
+    ``lock``, steps run one at a time, each seeing every change journaled before it."""
+    async with lock or contextlib.nullcontext():
+        view = session_view(journal)
+        try:
+            problem = await anyio.to_thread.run_sync(step, state, view)
+        except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
+            problem = f"{type(exc).__name__}: {exc}"
+        await journal.update(
+            state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
+        )
 
 
 def _attempt(state: JobState, error: ProviderError, wait: float | None) -> Attempt:

@@ -53,7 +53,12 @@ class ProviderInfo:
     USD price of one image before the call; ``cost(..., usage)`` the USD billed after it.
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
-    read from, in the order the provider's SDK prefers them.
+    read from, in the order the provider's SDK prefers them (empty: the provider needs no key).
+    ``local`` marks a provider that makes its image on this machine for free (no network, no
+    rate limit): the runner gives its jobs no call slot, start turn or budget reservation.
+    ``validate(model, quality, aspect)``, when set, replaces the check against ``models``,
+    ``qualities`` and ``aspects`` (a provider whose sizes are not a fixed list): it returns what
+    is wrong, or None.
     """
 
     name: str
@@ -70,6 +75,8 @@ class ProviderInfo:
     open: OpenProvider
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
+    local: bool = False
+    validate: Callable[[str, str, str], str | None] | None = None
 
     @property
     def default_model(self) -> str:
@@ -94,10 +101,17 @@ def _fal() -> ProviderInfo:
     return INFO
 
 
+def _placeholder() -> ProviderInfo:
+    from .placeholder import INFO
+
+    return INFO
+
+
 _LOADERS: dict[str, Callable[[], ProviderInfo]] = {
     "gemini": _gemini,
     "openai": _openai,
     "fal": _fal,
+    "placeholder": _placeholder,
 }
 REGISTRY: Mapping[str, Callable[[], ProviderInfo]] = _LOADERS
 

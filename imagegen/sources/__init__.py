@@ -2,9 +2,19 @@
 
 A source (a module with a ``SOURCE`` object satisfying :class:`JobSource`) adds its options to
 its subcommand, plans :class:`~imagegen.model.JobState` values (a job carries its prompt, its
-ordered references, its own output path and labels for the views), and may name a step to run
-after each image is saved and journaled (writing into the user's own tree). The runner,
-journal, display and contact sheet never learn a source's name.
+ordered references, its own output path and labels for the views), and may name two steps that
+write into the user's own tree:
+
+- ``after_save(job_state, view)``: after each image is saved and journaled, in a worker thread,
+  one step at a time per session. The journal says ``delivery: "pending"`` before it runs and
+  "done" or "not written: REASON" after; a crash in between makes resume run it again, so it
+  must be idempotent.
+- ``after_run(view)``: once a run (new, resume or retry) has ended, stopped or not, in a worker
+  thread, before the summary: for what no single image says (jobs that failed, jobs a cost
+  cap held back, a record of the whole run). Also idempotent: every run of the session calls it.
+
+Both see a :class:`SessionView`, a snapshot of the session taken when the step starts. The
+runner, journal, display and contact sheet never learn a source's name.
 
 Adding a source: write ``imagegen/sources/NAME.py`` with ``SOURCE = ...`` and add one line to
 ``_MODULES`` below; ``image-gen.sh NAME ...`` then exists with every run option.
@@ -46,8 +56,17 @@ class Plan:
     """A source's plan for a new session.
 
     ``config`` is the source's part of the session config (its selection; compared to find an
-    unfinished twin session). ``header`` are the progress display's lines under the session id,
-    ``facts`` the contact sheet's (label, value) pairs, ``describe`` a one-line summary.
+    unfinished twin session, except keys starting with ``planning_``, which record what planning
+    spent). ``header`` are the progress display's lines under the session id, ``facts`` the
+    contact sheet's (label, value) pairs, ``describe`` a one-line summary, ``notes`` lines
+    ``--dry-run`` prints under its table. ``planning_usd`` is what planning spent (USD), or in a
+    dry run would spend; it counts against ``--max-cost``.
+
+    ``complete``, when set, is paid work that finishes the plan (a text model writing prompts,
+    say): it runs after every check has passed and before the session is created, never on
+    ``--dry-run``, and returns the finished plan (whose config records the spending as
+    ``planning_cost_usd``, see :class:`imagegen.model.Summary`). It raises InputError, or a
+    ProviderError when the service fails.
     """
 
     jobs: tuple[JobState, ...]
@@ -55,11 +74,30 @@ class Plan:
     header: tuple[str, ...]
     facts: tuple[tuple[str, str], ...]
     describe: str
+    notes: tuple[str, ...] = ()
+    planning_usd: float = 0.0
+    complete: Callable[[], Plan] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """What a source's steps see of a session: a snapshot (the session goes on changing).
+
+    ``stop_reason`` is why the run stopped early (None if it did not, or while it runs).
+    """
+
+    session_id: str
+    config: Mapping[str, JSON]
+    jobs: Mapping[str, JobState]
+    stop_reason: str | None = None
 
 
 #: A step run (in a worker thread) after a job's image is saved and journaled; returns None
 #: when done, or a reason the result could not be written (the image is kept either way).
-AfterSave = Callable[[JobState, Mapping[str, JSON]], str | None]
+AfterSave = Callable[[JobState, SessionView], str | None]
+#: A step run (in a worker thread) when a run of the session ends; returns None when done, or
+#: a reason something could not be written (reported, never fatal).
+AfterRun = Callable[[SessionView], str | None]
 
 
 class JobSource(Protocol):
@@ -68,6 +106,7 @@ class JobSource(Protocol):
     name: str
     help: str
     after_save: AfterSave | None
+    after_run: AfterRun | None
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add this source's own options to its subcommand's parser."""

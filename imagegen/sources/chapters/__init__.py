@@ -31,6 +31,7 @@ tests/chapters_driver.py is this sequence, run serially against fake models.
 Nothing here calls a model or the network; the text model is a :class:`PromptWriter`.
 """
 
+from ...providers.placeholder import Placeholder, draw_placeholder
 from .cost_cap import EpisodeCostCap
 from .episode import (
     CHAPTERS_FILE,
@@ -64,7 +65,6 @@ from .outcome import (
     record_image,
     unmade_entry,
 )
-from .placeholder import Placeholder, draw_placeholder
 from .plan import (
     GENERATED_TYPES,
     PLACEHOLDER_TYPES,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import NoImage, ProviderError
+from ...providers.placeholder import Placeholder
 from .imagefile import save_image
 from .jsonfile import JSON, iso_utc
 from .manifest import EntryStatus, ImageEntry, Manifest, merge_entry, write_manifest
-from .placeholder import Placeholder
 from .plan import ChapterDecision
 
 PNG = "image/png"

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ...errors import InputError
+from ...providers.placeholder import PLACEHOLDER_VERSION
 from .episode import Chapter, Episode
 from .jsonfile import JSON, digest
 from .manifest import EntryStatus, Manifest
-from .placeholder import PLACEHOLDER_VERSION
 from .prompts import PromptTemplate, compose_prompt, render_instructions
 from .settings import ImageSettings
 
