@@ -37,7 +37,8 @@ class Emulator:
     ``script`` is a JSON script file (see :mod:`.outcomes`).
 
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
-    (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
+    (Counter of successful image answers by prompt text), ``written`` (the same for text
+    models' answers: a request to a text model gets words), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
     (the last parsed request body). Set ``log_requests`` to print one line per request to
     stderr.
@@ -68,6 +69,7 @@ class Emulator:
         self._in_flight = 0
         self._max_in_flight = 0
         self._generated: Counter[str] = Counter()
+        self._written: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
         if script is not None:
@@ -146,6 +148,12 @@ class Emulator:
     def generated(self) -> Counter[str]:
         with self._lock:
             return Counter(self._generated)
+
+    @property
+    def written(self) -> Counter[str]:
+        """Text answers sent by text models, by request text."""
+        with self._lock:
+            return Counter(self._written)
 
     @property
     def max_in_flight(self) -> int:
@@ -246,11 +254,11 @@ class Emulator:
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
         reply = answers.answer(request, outcome, self.render)
-        if reply.generated:
+        if reply.generated or reply.written:
             # Counted before the answer leaves, as a service bills the work: a client that has
             # read the answer always finds it counted.
             with self._lock:
-                self._generated[request.text] += 1
+                (self._generated if reply.generated else self._written)[request.text] += 1
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
 
     def _sleep(self, seconds: float) -> None:

@@ -15,7 +15,15 @@ from typing import Protocol
 
 from ..model import Usage
 
-__all__ = ["Checkpoint", "Generation", "ImageProvider", "ImageRequest", "Reference", "Usage"]
+__all__ = [
+    "Checkpoint",
+    "Generation",
+    "ImageProvider",
+    "ImageRequest",
+    "Reference",
+    "TextGeneration",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,17 @@ class Generation:
     model_version: str | None = None
     request_id: str | None = None  # the provider's id of the request or response, if any
     note: str | None = None  # something the journal should say about how the image was chosen
+
+
+@dataclass(frozen=True, slots=True)
+class TextGeneration:
+    """A text model's answer: its words (thought parts left out), finish reason and usage
+    (``output_tokens`` the answer's, ``thought_tokens`` the thinking's)."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    model_version: str | None = None
 
 
 #: Awaited with a provider's resume token (its request id) once the service has accepted a
