@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import sources
-from ..errors import EXIT_USAGE
+from ..errors import EXIT_USAGE, InputError
 
 QUALITIES = ("1K", "2K", "4K")
 PROVIDERS = ("gemini", "vertex", "openai", "fal")
@@ -18,9 +18,14 @@ PROVIDERS = ("gemini", "vertex", "openai", "fal")
 
 class Parser(argparse.ArgumentParser):
     """argparse, with an error as one line naming the option and the fix (README, "Exit
-    codes": 2), not the usage block first."""
+    codes": 2), not the usage block first. With ``raising``, the error is an InputError
+    instead (a library call must not exit the caller's program)."""
+
+    raising = False
 
     def error(self, message: str) -> NoReturn:
+        if self.raising:
+            raise InputError(f"{message} (see {self.prog} --help)")
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -83,14 +88,22 @@ def aspect(value: str) -> str:
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options every way of starting a batch shares (README, "Options")."""
+    """The options every way of starting a batch shares (README, "Options"). A source may set
+    its own default size tier and aspect first (``parser.set_defaults(quality=..., aspect=...)``
+    in its ``add_arguments``)."""
+    tier = parser.get_default("quality") or "1K"
+    ratio = parser.get_default("aspect") or "1:1"
     gen = parser.add_argument_group("images")
     gen.add_argument(
         "--provider", choices=PROVIDERS, default="gemini", help="who makes the images (gemini)"
     )
     gen.add_argument("--model", help="model id (default: the provider's first, README)")
-    gen.add_argument("--quality", type=quality, default="1K", help="size tier 1K, 2K or 4K (1K)")
-    gen.add_argument("--aspect", type=aspect, default="1:1", help="aspect ratio, e.g. 16:9 (1:1)")
+    gen.add_argument(
+        "--quality", type=quality, default=tier, help=f"size tier 1K, 2K or 4K ({tier})"
+    )
+    gen.add_argument(
+        "--aspect", type=aspect, default=ratio, help=f"aspect ratio, e.g. 16:9 ({ratio})"
+    )
     run = parser.add_argument_group("running")
     run.add_argument(
         "--sessions-dir",

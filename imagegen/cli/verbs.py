@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,42 +125,71 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
 
 def _unfinished_twin(sessions_dir: Path, config: dict[str, JSON]) -> str | None:
     """An unfinished session planned from the same selection (seed 003, "Notes": "Always check
-    session log before starting new batch")."""
-    wanted = {k: v for k, v in config.items() if k not in RUN_KEYS}
+    session log before starting new batch"). Keys starting with ``planning_`` record what
+    planning spent, not what is made: ignored too."""
+
+    def selection(cfg: dict[str, JSON]) -> dict[str, JSON]:
+        return {k: v for k, v in cfg.items() if k not in RUN_KEYS and not k.startswith("planning_")}
+
+    wanted = selection(config)
     for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
         try:
             state = journal_mod.load(sessions_dir, session_id)
         except InputError:
             continue
-        theirs = {k: v for k, v in state.config.items() if k not in RUN_KEYS}
-        if theirs == wanted and state.summary().unfinished:
+        if selection(state.config) == wanted and state.summary().unfinished:
             return session_id
     return None
 
 
-def start(
-    source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
-) -> int:
-    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new session ready to be created: its finished plan, config, run settings and keys."""
+
+    plan: Plan
+    config: dict[str, JSON]
+    settings: Settings
+    keys: dict[str, str]
+
+
+def plan_new(source_name: str, args: argparse.Namespace) -> tuple[Plan, ProviderInfo]:
+    """A source's plan for ``args``, checked against the providers; nothing written, nothing
+    paid. Raises InputError naming the bad input."""
     source = sources.get(source_name)
     info = providers.get(args.provider)
     defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
     plan = source.plan(args, defaults)
     check_capabilities(plan.jobs, info)
-    if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
-        return 0
-    config: dict[str, JSON] = {
+    return plan, info
+
+
+def _config(
+    source_name: str, args: argparse.Namespace, plan: Plan, info: ProviderInfo
+) -> dict[str, JSON]:
+    return {
         **plan.config,
         "quality": args.quality,
         "aspect": args.aspect,
-        "model": defaults.model,
+        "model": args.model or info.default_model,
         "provider": info.name,
         "source": source_name,
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
         **_limits(args, info),
     }
+
+
+def prepare_new(
+    source_name: str,
+    args: argparse.Namespace,
+    plan: Plan,
+    info: ProviderInfo,
+    *,
+    single: bool = False,
+) -> Prepared:
+    """Everything a new session needs, refused before anything is written: the keys, an
+    unfinished twin session; then the plan's paid completion (``Plan.complete``)."""
+    config = _config(source_name, args, plan, info)
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
     if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
@@ -168,7 +197,39 @@ def start(
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
-    return _create_and_run(args.sessions_dir, config, plan, settings, keys, console)
+    if plan.complete is not None:
+        plan = plan.complete()
+        config = _config(source_name, args, plan, info)
+    return Prepared(plan, config, settings, keys)
+
+
+def start(
+    source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
+) -> int:
+    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
+    plan, info = plan_new(source_name, args)
+    if args.dry_run:
+        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        return 0
+    ready = prepare_new(source_name, args, plan, info, single=single)
+    return _create_and_run(
+        args.sessions_dir, ready.config, ready.plan, ready.settings, ready.keys, console
+    )
+
+
+def create_session(
+    sessions_dir: Path, config: dict[str, JSON], plan: Plan, parent: Journal | None = None
+) -> Journal:
+    """Create the session (its journal, holding its lock); InputError if it cannot be."""
+    try:
+        return Journal.create(
+            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
+            "writable --sessions-dir (nothing was started)"
+        ) from exc
 
 
 def _create_and_run(
@@ -180,15 +241,7 @@ def _create_and_run(
     console: Console,
     parent: Journal | None = None,
 ) -> int:
-    try:
-        journal = Journal.create(
-            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
-        )
-    except OSError as exc:
-        raise InputError(
-            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
-            "writable --sessions-dir (nothing was started)"
-        ) from exc
+    journal = create_session(sessions_dir, config, plan, parent)
     with journal:
         if parent is not None:
             anyio.run(_link_child, parent, journal.session_id)

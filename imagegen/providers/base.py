@@ -22,6 +22,7 @@ __all__ = [
     "ImageRequest",
     "Reference",
     "TextGeneration",
+    "TextWriter",
     "Usage",
 ]
 
@@ -91,3 +92,12 @@ class ImageProvider(Protocol):
     async def generate(
         self, request: ImageRequest, checkpoint: Checkpoint | None = None
     ) -> Generation: ...
+
+
+class TextWriter(Protocol):
+    """A text model (a source's prompt writer). Raises :class:`imagegen.errors.ProviderError`
+    (NoText when the answer holds no words)."""
+
+    async def write(
+        self, instructions: str, *, model: str, max_tokens: int, temperature: float
+    ) -> TextGeneration: ...

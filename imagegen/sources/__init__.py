@@ -16,8 +16,8 @@ write into the user's own tree:
 Both see a :class:`SessionView`, a snapshot of the session taken when the step starts. The
 runner, journal, display and contact sheet never learn a source's name.
 
-Adding a source: write ``imagegen/sources/NAME.py`` with ``SOURCE = ...`` and add one line to
-``_MODULES`` below; ``image-gen.sh NAME ...`` then exists with every run option.
+Adding a source: write ``imagegen/sources/NAME.py`` (or a package) with ``SOURCE = ...`` and
+add one line to ``_MODULES`` below; ``image-gen.sh NAME ...`` then exists with every run option.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from ..providers import ProviderInfo
 _MODULES: dict[str, str] = {
     "combos": "imagegen.sources.combos",
     "shots": "imagegen.sources.shots",
+    "chapters": "imagegen.sources.chapters.source",
 }
 NAMES: tuple[str, ...] = tuple(_MODULES)
 

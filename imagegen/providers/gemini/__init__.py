@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ...errors import InputError
 from .. import PoolDefaults, ProviderInfo
-from ..base import ImageProvider, Usage
+from ..base import ImageProvider, TextWriter, Usage
 
 MODELS = ("gemini-3-pro-image", "gemini-3-pro-image-preview", "gemini-2.5-flash-image")
 QUALITIES = ("1K", "2K", "4K")
@@ -172,6 +172,26 @@ async def open_provider(
     else:
         async with GeminiProvider(api_key) as provider:
             yield provider
+
+
+@asynccontextmanager
+async def open_text_writer(
+    api_key: str, offline: bool, latency: float, attempt_seconds: float
+) -> AsyncIterator[TextWriter]:
+    """A Gemini text model (``attempt_seconds`` per attempt), pointed at an in-process
+    emulator when ``offline`` (it answers text models in words)."""
+    from ...emulator import Emulator
+    from .client import GeminiTextWriter
+
+    if offline:
+        with Emulator(latency=latency) as emulator:
+            async with GeminiTextWriter(
+                api_key, base_url=emulator.base_url, timeout=attempt_seconds
+            ) as writer:
+                yield writer
+    else:
+        async with GeminiTextWriter(api_key, timeout=attempt_seconds) as writer:
+            yield writer
 
 
 INFO = ProviderInfo(
