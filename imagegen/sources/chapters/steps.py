@@ -17,9 +17,9 @@ Why the files stay true after a crash at any point:
   next run's reconciliation, nothing paid again;
 - the manifest is written before the provenance, so the provenance never names an image the
   manifest does not claim;
-- an image the manifest stops claiming (its chapter failed or was refused after a change, or
-  the chapter was removed from ``chapters.json``) is moved aside, ``{id}.replaced-TIME.png``,
-  after the manifest is written: never deleted, never left as ``{id}.png`` unclaimed;
+- an image they stop claiming (its chapter failed or was refused after a change, or the
+  chapter was removed from ``chapters.json``) is moved aside, ``{id}.replaced-TIME.png``,
+  after both are written: never deleted, and never claimed once gone;
 - an entry written by a later session (another run of the same episode) is never replaced by
   an older job's.
 
@@ -216,11 +216,12 @@ def _write(
     *,
     touched: Iterable[str],
 ) -> None:
-    """Manifest, then images it no longer claims kept aside, then provenance."""
+    """Manifest, then provenance, then images neither claims any more kept aside: a kill
+    between any two leaves no file claimed that is not there."""
     write_manifest(episode.path, manifest)
+    write_provenance(episode.path, provenance(episode, manifest, view, now))
     removed = {e.chapter_id for e in before.images} - set(episode.chapters)
     keep_unclaimed(episode.path, manifest, {*touched, *removed}, now)
-    write_provenance(episode.path, provenance(episode, manifest, view, now))
 
 
 def provenance(
