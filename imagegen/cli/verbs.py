@@ -318,7 +318,11 @@ def upgrade_jobs(
     references (up to the provider's limit), with an instruction to reproduce it. Outputs land
     where the parent's did, named with the new quality. Raises InputError if none completed.
     """
-    picked = [js for js in parent if js.status == "completed" and js.output]
+    picked = [
+        js
+        for js in parent
+        if js.status == "completed" and js.output and not providers.get(js.job.provider).local
+    ]  # a drawn placeholder has nothing to upgrade
     if chosen:
         missing = [js.id for js in parent if js.id in chosen and js not in picked]
         if missing:

@@ -2,10 +2,13 @@
 
 One task group owns the workers; job ids flow to them through a bounded memory stream. A job
 waits for a call slot (``Limits.concurrency``) and a start turn (spacing, per-minute cap,
-pool-wide pause), then calls the provider under the retry policy (:mod:`imagegen.retry`).
+pool-wide pause), holds its share of the run's budget and of its cost group's cap
+(:mod:`.budget`; a group at its cap stops, the others go on), then calls the provider under
+the retry policy (:mod:`imagegen.retry`). A job of a local provider (one that draws on this
+machine for free) skips the slot, the turn, the budget and the circuit breaker.
 Every status change is in the journal before the step that depends on it: ``running`` (with
 the planned output path) before the call, ``completed`` only after the image file is on disk,
-and the source's after-save step only after that.
+and the source's after-save step only after that (one step at a time per session).
 
 A paid image is never thrown away: if it cannot be saved where it belongs it is kept in the
 spool, the journal says where, and nothing new starts (the destination is broken for every
