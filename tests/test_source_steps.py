@@ -4,9 +4,10 @@ the end of every run, with why it stopped."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,123 @@ async def test_resume_runs_the_step_a_crash_skipped_and_for_adopted_images(
     with state:
         assert state.state.jobs["004"].history[-1].outcome == "adopted after a crash"
         assert state.state.jobs["004"].delivery == "done" and out.is_file()
+
+
+# -- a plan's paid completion (Plan.complete), its notes and its planning cost ---------------
+
+
+@dataclass
+class Completing:
+    """A source whose plan is finished by paid work: one drawn job and one generated job whose
+    cost group has a cap of zero (so it stays pending and the session unfinished)."""
+
+    name: str = "fake"
+    help: str = "a test source"
+    after_save: Any = None
+    after_run: Any = None
+    completed: int = 0
+    paid: float = 0.01
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--tag", default="x")
+
+    def plan(self, args: Any, defaults: Any) -> Any:
+        from imagegen.model import Job
+        from imagegen.sources import Plan
+
+        def job(n: int, provider: str) -> JobState:
+            drawn = provider == "placeholder"
+            return JobState(
+                Job(
+                    id=f"00{n}",
+                    source="fake",
+                    title=f"job {n}",
+                    group=("s", "r", str(n)),
+                    prompt_file="-",
+                    prompt_parts=(f"Job {n} {args.tag}",),
+                    references=(),
+                    target=f"out/{n}.png",
+                    quality="64x36" if drawn else "1K",
+                    aspect="16:9",
+                    model="plain" if drawn else defaults.model,
+                    provider=provider,
+                    cost_group="g",
+                )
+            )
+
+        base = Plan(
+            jobs=(job(1, "placeholder"), job(2, "gemini")),
+            config={"tag": args.tag, "cost_caps": {"g": 0.0}},
+            header=("fake",),
+            facts=(),
+            describe="two jobs",
+            notes=("a note for the dry run",),
+            planning_usd=0.25,
+        )
+
+        def complete() -> Any:
+            self.completed += 1
+            config = {**base.config, "planning_cost_usd": self.paid, "planning_costs": {"g": 0}}
+            return replace(base, config=config, planning_usd=self.paid, complete=None)
+
+        return replace(base, complete=complete)
+
+
+@pytest.fixture
+def completing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Completing:
+    source = Completing()
+    monkeypatch.setattr(sources, "get", lambda name: source)
+    monkeypatch.chdir(tmp_path)
+    return source
+
+
+def test_a_dry_run_shows_notes_and_planning_cost_without_completing(
+    completing: Completing, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imagegen.cli.options import source_parser
+    from imagegen.cli.verbs import start
+
+    args = source_parser("fake").parse_args(["--dry-run", "--offline", "--plain"])
+    assert start("fake", args, Console(file=sys.stdout, width=200)) == 0
+    out = capsys.readouterr().out
+    assert "a note for the dry run" in out and "1 drawn locally, free" in out
+    assert "Estimated cost: $0.38" in out  # 0.134 for the image + 0.25 planning would spend
+    assert completing.completed == 0
+
+
+def test_completion_runs_once_after_the_checks_and_its_cost_is_the_sessions(
+    completing: Completing, tmp_path: Path
+) -> None:
+    from imagegen import journal as journal_mod
+    from imagegen.cli.options import source_parser
+    from imagegen.cli.verbs import start
+    from imagegen.errors import InputError
+
+    argv = ["--offline", "--offline-latency", "0", "--plain", "--min-interval", "0"]
+    code = start("fake", source_parser("fake").parse_args(argv), Console(quiet=True))
+    assert code == 1 and completing.completed == 1  # job 2 held by its group's cap of $0
+    (sid,) = journal_mod.list_sessions(tmp_path / "sessions")
+    state = journal_mod.load(tmp_path / "sessions", sid)
+    assert state.config["planning_cost_usd"] == 0.01
+    assert state.summary().cost_usd == 0.01  # the drawn job cost nothing; planning did
+    assert state.jobs["002"].error_kind == "cost_cap"
+    # The same selection while that session is unfinished is refused before completing again,
+    # although planning would spend another amount this time.
+    completing.paid = 0.02
+    with pytest.raises(InputError, match=f"--resume {sid}"):
+        start("fake", source_parser("fake").parse_args(argv), Console(quiet=True))
+    assert completing.completed == 1
+
+
+def test_a_new_sessions_budget_starts_with_what_planning_spent(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    from imagegen.session import _budget
+
+    journal = new_journal(workspace, tmp_path / "sessions")
+    journal.state.config["planning_cost_usd"] = 0.3
+    with journal:
+        budget = _budget(journal, 1.0, (0, 0.0), new=True)
+        assert budget is not None and budget.spent == 0.3
+        resumed = _budget(journal, 1.0, (0, 0.0), new=False)  # a resume's budget is its own
+        assert resumed is not None and resumed.spent == 0.0
