@@ -502,3 +502,24 @@ def test_a_damaged_manifest_is_kept_and_rebuilt_from_the_images(
     kept = list((root / ep / "images").glob("manifest.json.damaged-*"))
     assert len(kept) == 1 and kept[0].read_text("utf-8") == "{oops"
     assert len(entries(root / ep)) == 5 and manifest(root / ep)["status"] == "complete"
+
+
+def test_the_text_model_is_retried_by_the_run_policy_and_a_dead_service_stops_the_run(
+    root: Path, ep: Path, emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = root / "policy.toml"
+    policy.write_text("[retry]\nserver_error_wait = 0\njitter = 0\n", encoding="utf-8")
+    target = "Chapter title: Chapter ch03"
+    emu.enqueue(Outcome.error(503), match=target)
+    r = run(capsys, str(ep), "--retry-policy", str(policy))
+    assert r.code == 0, r.out + r.err
+    assert sum(emu.written.values()) == 1  # the second attempt wrote it
+    (root / ep / "images" / ".prompt_cache.json").unlink()
+    chapters = episode_chapters()
+    chapters[2]["narration"]["text"] = "Miners compete."  # ch03 changed: a prompt to write
+    write_episode(root / ep, chapters, episode_id="ep1")
+    emu.enqueue(*[Outcome.error(503)] * 3, match=target)
+    r = run(capsys, str(ep), "--retry-policy", str(policy))
+    assert r.code == 3
+    assert len(r.err_lines) == 1 and "prompts written so far are cached" in r.err
+    assert sum(emu.generated.values()) == 3  # nothing more was paid
