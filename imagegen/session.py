@@ -222,7 +222,10 @@ async def _after_run(journal: Journal, stop_reason: str | None, console: Console
     never fatal: the images and the journal are safe."""
     names = dict.fromkeys(js.job.source for js in journal.state.jobs.values())
     for name in names:
-        step = sources.get(name).after_run
+        try:
+            step = sources.get(name).after_run
+        except InputError:  # a journal of a source this version does not have
+            continue
         if step is None:
             continue
         view = session_view(journal, stop_reason)
