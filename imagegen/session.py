@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from rich.console import Console
@@ -122,6 +122,8 @@ async def run_session(
         console.print(
             f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}"
         )
+    for note in result.notes:
+        console.print(note)
     console.print(closing_line(journal, result))
     return result.exit_code
 
@@ -213,13 +215,15 @@ async def _run_jobs(
         await journal.update_session(
             SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
         )
-        await _after_run(journal, stop, console)
-    return result
+        notes = await _after_run(journal, stop)
+    return replace(result, notes=notes)
 
 
-async def _after_run(journal: Journal, stop_reason: str | None, console: Console) -> None:
-    """Each source's end-of-run step (:data:`imagegen.sources.AfterRun`); a problem is shown,
-    never fatal: the images and the journal are safe."""
+async def _after_run(journal: Journal, stop_reason: str | None) -> tuple[str, ...]:
+    """Each source's end-of-run step (:data:`imagegen.sources.AfterRun`) and the lines it
+    gives the summary; a step that fails is a line too, never fatal: the images and the
+    journal are safe."""
+    notes: list[str] = []
     names = dict.fromkeys(js.job.source for js in journal.state.jobs.values())
     for name in names:
         try:
@@ -230,11 +234,10 @@ async def _after_run(journal: Journal, stop_reason: str | None, console: Console
             continue
         view = session_view(journal, stop_reason)
         try:
-            problem = await anyio.to_thread.run_sync(step, view)
+            notes += await anyio.to_thread.run_sync(step, view)
         except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is not None:
-            console.print(f"{name}: not written: {problem}")
+            notes.append(f"{name}: not written: {type(exc).__name__}: {exc}")
+    return tuple(notes)
 
 
 def _thinking_seen(journal: Journal) -> tuple[int, float]:

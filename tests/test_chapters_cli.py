@@ -120,6 +120,7 @@ def test_every_visual_type_gets_its_image_manifest_and_provenance(
 ) -> None:
     r = run(capsys, str(ep))
     assert r.code == 0, r.out + r.err
+    assert "Episode ep1 (ep1): complete: 3 generated, 2 drawn, 1 left alone; $0.41" in flat(r.out)
     images = root / ep / "images"
     for cid in ("ch01", "ch05"):  # title_card, talking_head: drawn at the episode's frame
         assert image_size(images / f"{cid}.png") == (1920, 1080)
@@ -374,6 +375,8 @@ def test_the_episode_cap_stops_one_episode_while_another_completes(
     r = run(capsys, "big", "small", "--max-episode-cost", "0.3", "--concurrency", "1")
     assert r.code == 1, r.out + r.err
     assert "not started: their cost group reached its cap" in flat(r.out)
+    assert "Episode big (big): COST_LIMIT: 2 generated, 3 not made; $0.2" in flat(r.out)
+    assert "Episode small (small): complete: 2 generated, 1 drawn" in flat(r.out)
     big_doc = manifest(root / "big")
     assert big_doc["status"] == "COST_LIMIT"
     assert [e["chapter_id"] for e in big_doc["images"]] == ["ch01", "ch02"]

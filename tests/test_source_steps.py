@@ -17,6 +17,7 @@ from rich.console import Console
 from imagegen import providers, sources
 from imagegen.errors import BatchStop
 from imagegen.executors.limiter import Limits
+from imagegen.executors.pool import RunResult
 from imagegen.journal import Journal
 from imagegen.model import JobState, JobUpdate
 from imagegen.outputs import Outputs
@@ -52,9 +53,9 @@ class Recorder:
         finally:
             self._busy.release()
 
-    def after_run(self, view: SessionView) -> str | None:
+    def after_run(self, view: SessionView) -> list[str]:
         self.runs.append((view.stop_reason, {j: js.status for j, js in view.jobs.items()}))
-        return None
+        return [f"ran {len(self.runs)}"]
 
     def add_arguments(self, parser: Any) -> None:
         raise NotImplementedError
@@ -73,9 +74,9 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 SETTINGS = Settings(Limits(3, 0.0, 1000), RetryPolicy(jitter=0.0), signals=False)
 
 
-async def _run(journal: Journal, provider: FakeProvider, mode: str = "run") -> None:
+async def _run(journal: Journal, provider: FakeProvider, mode: str = "run") -> RunResult:
     with journal:
-        await run_jobs(
+        return await run_jobs(
             journal, SETTINGS, provider, providers.get("gemini"), Console(quiet=True), mode
         )
 
@@ -109,8 +110,10 @@ async def test_after_run_sees_why_the_run_stopped_and_runs_again_on_resume(
     await _run(journal, stop)
     reason, statuses = recorder.runs[-1]
     assert reason is not None and "403" in reason and "pending" in statuses.values()
-    await _run(Journal.open(sessions, journal.session_id, fsync=False), FakeProvider(), "resume")
-    assert len(recorder.runs) == 2
+    result = await _run(
+        Journal.open(sessions, journal.session_id, fsync=False), FakeProvider(), "resume"
+    )
+    assert len(recorder.runs) == 2 and result.notes == ("ran 2",)  # the summary's lines
     reason, statuses = recorder.runs[-1]
     assert reason is None and set(statuses.values()) == {"completed"}
 

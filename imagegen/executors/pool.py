@@ -58,6 +58,7 @@ class RunResult:
     skipped: int
     stop_reason: str | None
     spent_usd: float | None = None  # this run's spending, when it ran under a budget
+    notes: tuple[str, ...] = ()  # lines the sources' end-of-run steps give the summary
 
     @property
     def exit_code(self) -> int:

@@ -11,7 +11,8 @@ write into the user's own tree:
   must be idempotent.
 - ``after_run(view)``: once a run (new, resume or retry) has ended, stopped or not, in a worker
   thread, before the summary: for what no single image says (jobs that failed, jobs a cost
-  cap held back, a record of the whole run). Also idempotent: every run of the session calls it.
+  cap held back, a record of the whole run). Also idempotent: every run of the session calls
+  it. It returns lines for the run's summary (what it recorded, or what it could not write).
 
 Both see a :class:`SessionView`, a snapshot of the session taken when the step starts. The
 runner, journal, display and contact sheet never learn a source's name.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,9 +97,9 @@ class SessionView:
 #: A step run (in a worker thread) after a job's image is saved and journaled; returns None
 #: when done, or a reason the result could not be written (the image is kept either way).
 AfterSave = Callable[[JobState, SessionView], str | None]
-#: A step run (in a worker thread) when a run of the session ends; returns None when done, or
-#: a reason something could not be written (reported, never fatal).
-AfterRun = Callable[[SessionView], str | None]
+#: A step run (in a worker thread) when a run of the session ends; returns lines for the run's
+#: summary (what it recorded; what it could not write, which is reported, never fatal).
+AfterRun = Callable[[SessionView], Sequence[str]]
 
 
 class JobSource(Protocol):

@@ -98,22 +98,57 @@ def after_save(state: JobState, view: SessionView) -> str | None:
     return None
 
 
-def after_run(view: SessionView) -> str | None:
+def after_run(view: SessionView) -> list[str]:
     """Fold every ended chapter job of the session into its episode's files, with the final
-    status. Episodes whose chapters were all left alone are not touched."""
-    problems = []
+    status; one summary line per episode. Episodes whose chapters were all left alone are not
+    touched."""
+    lines = []
     for episode in episodes_of(view.config):
         jobs = jobs_of(view, episode)
         if all(js.status == "skipped" for js in jobs):
             continue
         try:
-            finish_episode(episode, jobs, view)
+            manifest = finish_episode(episode, jobs, view)
         except (OSError, filelock.Timeout) as exc:
-            problems.append(f"{episode.dir}: {exc}")
-    return "; ".join(problems) or None
+            lines.append(f"Episode {episode.episode_id} ({episode.dir}): not written: {exc}")
+            continue
+        lines.append(summary_line(episode, manifest, jobs, view))
+    return lines
 
 
-def finish_episode(episode: EpisodeConfig, jobs: Sequence[JobState], view: SessionView) -> None:
+def summary_line(
+    episode: EpisodeConfig, manifest: Manifest, jobs: Sequence[JobState], view: SessionView
+) -> str:
+    """``Episode ep1 (folder): COST_LIMIT: 2 generated, 1 drawn, ...; $0.28``."""
+    tally = RunTally.of(jobs, text_spend(view.config, episode.dir))
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (tally.generated, "generated"),
+            (tally.template, "drawn"),
+            (tally.rejected, "rejected"),
+            (tally.failed, "failed"),
+            (tally.stopped, "not made"),
+            (tally.skipped, "left alone"),
+        )
+        if n
+    ]
+    line = (
+        f"Episode {episode.episode_id} ({episode.dir}): {manifest.status}: "
+        f"{', '.join(parts)}; ${tally.cost_usd:.2f}"
+    )
+    if manifest.status is ManifestStatus.COST_LIMIT:
+        cap = view.config.get("max_episode_cost_usd")
+        line += (
+            f" (stopped at a cost limit: the episode's ${cap:.2f} or the run's --max-cost)"
+            if isinstance(cap, int | float)
+            else " (stopped at a cost limit)"
+        )
+    return line
+
+
+def finish_episode(episode: EpisodeConfig, jobs: Sequence[JobState], view: SessionView) -> Manifest:
+    """Fold the ended jobs into the episode's files with the final status; the manifest."""
     now = datetime.now(UTC)
     with episode_lock(episode.path):
         before = current_manifest(episode, now)
@@ -128,6 +163,7 @@ def finish_episode(episode: EpisodeConfig, jobs: Sequence[JobState], view: Sessi
         capped = any(js.error_kind == "cost_cap" for js in unmade) or (budget_stop and unmade)
         manifest = finish_manifest(manifest, episode.expected, now, cost_limited=bool(capped))
         _write(episode, before, manifest, view, now, touched=touched)
+    return manifest
 
 
 def jobs_of(view: SessionView, episode: EpisodeConfig) -> list[JobState]:
