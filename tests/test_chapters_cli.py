@@ -21,6 +21,7 @@ from .cli_helpers import (
     CliResult,
     image_size,
     load,
+    prompt_of,
     run_cli,
     session_ids,
     use_emulator,
@@ -238,6 +239,9 @@ def test_an_unchanged_second_run_calls_nothing_and_says_so(
     assert {p: p.stat().st_mtime_ns for p in files} == before  # placeholders left alone too
     sid = session_ids(root)[-1]
     assert set(statuses(root, sid).values()) == {"skipped"}
+    doc = load(root, sid)
+    ch03 = next(j for j in doc["jobs"] if j["chapter_id"] == "ch03")
+    assert prompt_of(doc, ch03) == entries(root / ep)["ch03"]["prompt"]  # shown from the cache
 
 
 def test_an_edited_chapter_alone_is_made_again_and_the_old_image_kept_aside(

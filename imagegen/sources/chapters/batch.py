@@ -110,19 +110,27 @@ def plan_batch(
         _plan_one(f, e, settings, template, args, now, section=_section(e, f, ids))
         for f, e in zip(folders, episodes, strict=True)
     ]
+    # Cached prompts of every chapter (a skipped one's job shows the prompt that made its
+    # image); prompts to write only for the chapters this run makes.
     prompts = {
         (p.folder, d.chapter_id): hit
         for p in planned
-        for d in p.plan.todo
+        for d in p.plan.decisions
         if d.instructions is not None
         and (hit := cached_prompt(template, p.cache, d.instructions)) is not None
     }
-    tasks = [
-        PromptTask(p.folder, d.chapter_id, p.episode.source, d.instructions)
+    needed = {
+        (p.folder, d.chapter_id): (p, d.instructions)
         for p in planned
         for d in p.plan.todo
-        if d.instructions is not None and (p.folder, d.chapter_id) not in prompts
+        if d.instructions is not None
+    }
+    tasks = [
+        PromptTask(folder, chapter_id, p.episode.source, instructions)
+        for (folder, chapter_id), (p, instructions) in needed.items()
+        if (folder, chapter_id) not in prompts
     ]
+    cached = Counter(folder for folder, chapter_id in needed if (folder, chapter_id) in prompts)
     jobs = _jobs(planned, settings, defaults, prompts)
     estimate = sum(estimate_usd(template, t.instructions) for t in tasks)
     config: dict[str, JSON] = {
@@ -145,7 +153,7 @@ def plan_batch(
         + (f", {len(tasks)} image prompt(s) to write" if tasks else "")
         + ("" if todo else " (nothing changed: no call will be made)")
     )
-    notes = _notes(planned, template, tasks, len(prompts), estimate, settings)
+    notes = _notes(planned, template, tasks, sum(cached.values()), estimate, settings)
     plan = Plan(
         jobs=tuple(jobs),
         config=config,
@@ -164,7 +172,7 @@ def plan_batch(
         planning_usd=round(estimate, 6),
     )
     complete = functools.partial(
-        complete_batch, plan, planned, tasks, prompts, settings, template, defaults, args
+        complete_batch, plan, planned, tasks, prompts, cached, settings, template, defaults, args
     )
     return replace(plan, complete=complete)
 
@@ -174,6 +182,7 @@ def complete_batch(
     planned: Sequence[PlannedEpisode],
     tasks: Sequence[PromptTask],
     prompts: Mapping[tuple[str, str], BasePrompt],
+    cached: Mapping[str, int],
     settings: ImageSettings,
     template: PromptTemplate,
     defaults: RunDefaults,
@@ -184,9 +193,7 @@ def complete_batch(
     now = datetime.now(UTC)
     for p in planned:
         _write_reconciled(p, now)
-    spends: dict[str, TextSpend] = {
-        p.folder: TextSpend(cached=_cached(p, prompts)) for p in planned
-    }
+    spends = {p.folder: TextSpend(cached=cached.get(p.folder, 0)) for p in planned}
     written: dict[tuple[str, str], BasePrompt] = dict(prompts)
     if tasks:
         caches = {p.folder: p.cache for p in planned}
@@ -283,10 +290,6 @@ def _jobs(
             section=p.section,
         )
     return jobs
-
-
-def _cached(p: PlannedEpisode, prompts: Mapping[tuple[str, str], BasePrompt]) -> int:
-    return sum(1 for folder, _ in prompts if folder == p.folder)
 
 
 def _write_reconciled(p: PlannedEpisode, now: datetime) -> None:

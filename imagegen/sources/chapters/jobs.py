@@ -47,6 +47,8 @@ LABELS = (
 TEMPLATE_METHOD = "template"
 #: Stands in for a prompt the text model has not written yet (a plan before completion).
 UNWRITTEN = "(an image prompt the text model will write)"
+#: Stands in for the prompt of a chapter left alone whose written prompt is no longer cached.
+EARLIER = "(an image prompt the text model wrote in an earlier run: see the manifest)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,12 @@ def _job_state(
         if visual.image_prompt is not None:
             base = BasePrompt(visual.image_prompt, "chapters.json")
         else:
-            base = prompts.get(chapter.chapter_id, BasePrompt(UNWRITTEN, "to be written"))
+            missing = (
+                BasePrompt(EARLIER, "an earlier run")
+                if d.action is Action.SKIP
+                else BasePrompt(UNWRITTEN, "to be written")
+            )
+            base = prompts.get(chapter.chapter_id, missing)
         parts = prompt_parts(settings.style_prefix, base.text)
         method, source = defaults.provider.name, base.source
         provider, model, quality = defaults.provider.name, defaults.model, defaults.quality
