@@ -1,20 +1,22 @@
-"""imagegen: batch image generation with Nano Banana Pro, with a resumable session journal.
+"""imagegen: batch image generation on one runner and one durable journal, whatever the source.
 
-Architecture (one module per concept; the pure core first, then the I/O shell):
+Architecture (one module per concept; three seams carry every extension):
 
-- ``workspace``: reads combos (reference images) and catalogs (prompt files).
-- ``planner``: combos x prompts -> jobs, prompt text, output folders.   (pure)
-- ``sizes``, ``pricing``: size tiers, pixel sizes, prices.                (pure)
-- ``retry``: the retry policy on tenacity.                                (pure)
-- ``limiter``: concurrency, spacing, per-minute cap, pool pauses.
-- ``journal``: writes the session's event log and JSON snapshot; ``sessionfiles`` reads them.
-- ``budget``: the ``--max-cost`` reservations; ``files``, ``images``: atomic writes, image bytes.
-- ``runner``: the worker pool that runs jobs through a provider; ``references``: reference
-  images read once per run.
-- ``provider``: the provider Protocol; ``gemini``: the google-genai adapter.
-- ``emulator``: a loopback Gemini API for offline runs and tests.
-- ``progress``, ``status``, ``report``: the live display, ``--status``, the contact sheet.
-- ``session``, ``cli``: the command line; ``bench``: the benchmark (harness, scenarios, table).
+- ``model``: Job, JobState, Attempt, typed journal events and the fold: the shared data.
+- ``sources/``: job sources (the seam): combos x catalogs (seed 003), shot folders (seed 000),
+  chapter images (seeds 001/002), YAML imagery specs (seed 004). Each plans typed jobs that
+  name their own output and labels; a registry maps ``imagegen SOURCE`` to its module.
+- ``providers/``: providers (the seam): Gemini, Vertex AI, OpenAI, fal, each a light
+  capability/price module and an adapter, the only module that imports its SDK.
+- ``executors/``: executors (the seam): the online pool (``pool``, with ``limiter`` and
+  ``budget``) and the Gemini Batch API; both emit the same journal events.
+- ``journal/``: the event log and snapshot (``writer``), reading (``reader``), the JSON
+  (``codec``, format 1 still read), the session lock and owner (``lock``).
+- ``retry``: the whole retry policy; ``outputs``: names, durable saves, adoption, the spool;
+  ``references``: reference images checked at planning and cached; ``recovery``: resume/retry.
+- ``secrets``: keys redacted from everything written; ``files``, ``images``: file and image bytes.
+- ``progress``, ``status``, ``report/``: the live display, ``--status``, the contact sheet.
+- ``session``, ``cli/``: the shell; ``emulator/``: the loopback service; ``bench/``: the benchmark.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,6 +14,13 @@ from PIL import Image, UnidentifiedImageError
 
 _EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 
+#: The most pixels an image may have before Pillow treats it as a decompression bomb: 178 MP
+#: (a 13000 x 13000 reference is legitimate). Pillow warns from half that and refuses from
+#: twice it; every reference is checked against this limit at planning
+#: (:func:`imagegen.references.check_reference`), so the warning would only be noise.
+MAX_PIXELS = 2 * 89_478_485
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
 
 @dataclass(frozen=True, slots=True)
 class ImageInfo:

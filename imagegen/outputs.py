@@ -24,7 +24,10 @@ import errno
 import hashlib
 import io
 import os
+import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,23 +116,77 @@ def to_png(data: bytes, info: ImageInfo) -> bytes:
         return out.getvalue()
 
 
+#: Free-space readings are trusted this long (seconds) before a call reads them again.
+SPACE_TTL = 1.0
+
+
+def bytes_bound(size: tuple[int, int] | None) -> int:
+    """An upper bound of one image file's bytes: its raw RGB pixels (a PNG is smaller), or
+    a 4K square's when the provider promises no size."""
+    width, height = size or (4096, 4096)
+    return width * height * 3
+
+
 class Outputs:
     """Names, saves, adopts and spools the images of one session (``session_id``)."""
 
-    def __init__(self, session_id: str, spool_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        spool_dir: Path,
+        *,
+        fsync: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.session_id = session_id
         self.spool_dir = spool_dir
         self.fsync = fsync
         self._claimed: set[Path] = set()
+        self._clock = clock
+        self._ready: set[Path] = set()
+        self._space: dict[Path, tuple[float, int]] = {}  # folder -> (read at, free bytes)
+
+    def needs_check(self, folder: Path, need: int) -> bool:
+        """True unless ``folder`` was checked and its free space read recently with room for
+        ``need`` bytes (no system call)."""
+        if folder not in self._ready:
+            return True
+        read = self._space.get(folder)
+        return read is None or self._clock() - read[0] > SPACE_TTL or read[1] < 2 * need
+
+    def check(self, folder: Path, need: int) -> None:
+        """Make ``folder`` and check it can take an image of ``need`` bytes (blocking).
+
+        Raises StorageError naming the cause: a file where a folder should be, a read-only
+        file system, no permission, or less free space than the image needs.
+        """
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(folder, _cause(exc, folder / "x")) from exc
+        if not os.access(folder, os.W_OK):
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            raise StorageError(
+                folder, "read-only file system" if read_only else "permission denied"
+            )
+        free = shutil.disk_usage(folder).free
+        self._space[folder] = (self._clock(), free)
+        if free < need:
+            raise StorageError(
+                folder, f"only {free / 1e6:.1f} MB free, an image needs up to {need / 1e6:.1f} MB"
+            )
+        self._ready.add(folder)
 
     def temp_path(self, planned: Path, job_id: str, attempt: int) -> Path:
         """The temporary file an attempt's image is written to, beside its final name."""
         return planned.with_name(f".imagegen-{self.session_id}-{job_id}-a{attempt}.tmp")
 
-    def plan(self, job: Job, when: datetime) -> Path:
-        """The final path an attempt starting at ``when`` aims for; unique in this process.
-        Touches no file (the folder may not exist yet)."""
+    def plan(self, job: Job, when: datetime, variant: int = 1) -> Path:
+        """The final path an attempt starting at ``when`` aims for (``NAME-vK.png`` for the
+        K-th of several variants); unique in this process. Touches no file."""
         base = render_target(job, when)
+        if job.variants > 1:
+            base = base.with_name(f"{base.stem}-v{variant}{base.suffix}")
         if job.replace:
             return base
         n = 1
@@ -151,6 +208,8 @@ class Outputs:
         free ``-N`` name); returns where it went. Raises StorageError if it cannot."""
         info = probe(data)
         png = to_png(data, info)
+        if info.format != "PNG":  # what the file is, not what the provider sent
+            info = ImageInfo("PNG", "image/png", info.width, info.height)
         tmp = self.temp_path(planned, job_id, attempt)
         try:
             planned.parent.mkdir(parents=True, exist_ok=True)

@@ -21,12 +21,12 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
-from .images import probe
+from .images import MAX_PIXELS, probe
 from .providers.base import Reference
 
-#: Largest reference accepted, in pixels (Pillow's own decompression-bomb error threshold,
-#: 2 x ``Image.MAX_IMAGE_PIXELS``): 178 MP, e.g. 13000 x 13000. Larger is refused as a bomb.
-MAX_REFERENCE_PIXELS = 2 * 89_478_485
+#: Largest reference accepted, in pixels: 178 MP, e.g. 13000 x 13000. Larger is refused as a
+#: decompression bomb.
+MAX_REFERENCE_PIXELS = MAX_PIXELS
 #: File name extensions taken as reference images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -66,7 +66,9 @@ def check_reference(path: Path) -> None:
     except PermissionError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: too many pixels for a reference image; downscale it") from exc
+        raise InputError(
+            f"{path}: too large for a reference image (a decompression bomb?); downscale it"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"{path}: not a whole, readable image ({exc}); replace or remove it"

@@ -52,13 +52,15 @@ class Settings:
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
-    """The provider's key from its environment variables (in its SDK's order); InputError
-    naming them when none is set. Offline runs need none, nor a provider without key
-    variables (one that draws locally): "" then."""
-    if not info.key_vars:
+    """The provider's key from its environment variables (in its SDK's order), or what its own
+    ``read_credential`` finds; InputError naming them when none is set. Offline runs need
+    none, nor a provider that reads no key at all (one that draws locally): "" then."""
+    if not info.key_vars and info.read_credential is None:
         return ""
     if offline:
         return OFFLINE_KEY
+    if info.read_credential is not None:
+        return info.read_credential()
     for name in info.key_vars:
         if value := os.environ.get(name, "").strip():
             return value
@@ -307,6 +309,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     skipped = counts.counts.get("skipped", 0)
     failed = counts.counts.get("failed", 0)
     tally = f"{done} completed" + (f", {skipped} skipped" if skipped else "")
+    unsaved = [js for js in journal.state.jobs.values() if js.delivery and js.delivery != "done"]
+    if unsaved and not failed and not left:
+        return (
+            f"{tally}; {len(unsaved)} image(s) saved but not recorded by the job source "
+            f"(the images are kept): see image-gen.sh --status {sid}"
+        )
     if failed:
         return (
             f"{failed} job(s) failed ({tally}): see jq '.jobs[] | select(.status==\"failed\")' "

@@ -87,12 +87,11 @@ def test_costs_nothing_needs_no_key_and_is_local(monkeypatch: pytest.MonkeyPatch
 def test_jobs_are_checked_against_their_own_provider(
     workspace: Workspace, tmp_path: object
 ) -> None:
-    gemini = providers.get("gemini")
     jobs = [JobState(j) for j in plan_combos(workspace)][:1]
     drawn = JobState(placeholder_job("009", "x.png", "1920x1080"))
-    check_capabilities([*jobs, drawn], gemini)  # 1920x1080 is no Gemini tier, and needs none
+    check_capabilities([*jobs, drawn])  # 1920x1080 is no Gemini tier, and needs none
     with pytest.raises(InputError, match=r"card 009: placeholder size '2K'"):
-        check_capabilities([replace(drawn, job=replace(drawn.job, quality="2K"))], gemini)
+        check_capabilities([replace(drawn, job=replace(drawn.job, quality="2K"))])
 
 
 @pytest.mark.asyncio

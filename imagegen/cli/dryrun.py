@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 from rich.console import Console
@@ -11,9 +13,8 @@ from rich.table import Table
 
 from .. import providers
 from ..executors.budget import Budget
-from ..model import JobState
+from ..model import QUALITY_FIELD, JobState
 from ..outputs import render_target
-from ..providers import ProviderInfo
 from ..sources import Plan
 
 #: Rows shown in full before the table is summarised by section (``--json`` lists them all).
@@ -21,17 +22,28 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
-def _info(info: ProviderInfo, js: JobState) -> ProviderInfo:
-    """The provider of a job: the session's, or the other one it names."""
-    return info if js.job.provider == info.name else providers.get(js.job.provider)
+def _calls(js: JobState) -> int:
+    """The calls a job still has to make: one per variant not made yet."""
+    return max(0, js.job.variants - len(js.variant_outputs))
 
 
-def _price(info: ProviderInfo, js: JobState) -> float:
+def _call_price(js: JobState) -> float:
+    """One call's price at the job's own provider's published prices (USD)."""
     j = js.job
-    return _info(info, js).estimate(j.model, j.quality, j.aspect, len(j.references))
+    return providers.get(j.provider).estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
-def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
+def _price(js: JobState) -> float:
+    """The job's price (USD): one call per variant it still has to make."""
+    return _call_price(js) * _calls(js)
+
+
+def _local(js: JobState) -> bool:
+    """A job its provider draws on this machine, free (no budget reservation)."""
+    return providers.get(js.job.provider).local
+
+
+def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
     references, price in USD, and the output path pattern."""
     return [
@@ -45,77 +57,108 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "quality": js.job.quality,
             "aspect": js.job.aspect,
             "references": len(js.job.references),
-            "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
-            "output": js.output if js.status == "skipped" else js.job.target,
+            "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
+            "output": js.output
+            if js.status == "skipped"
+            else js.job.target.replace(QUALITY_FIELD, js.job.quality),
         }
         for js in plan.jobs
     ]
 
 
-def print_dry_run(
-    plan: Plan, info: ProviderInfo, console: Console, *, max_cost: float | None, as_json: bool
-) -> None:
-    """The jobs and their estimated cost at published prices (with what planning would spend,
-    ``plan.planning_usd``), and the plan's notes; nothing is written."""
-    rows = dry_run_rows(plan, info)
+def print_notes(notes: Sequence[str], console: Console) -> None:
+    """A plan's notes, each as ``Note: `` and its first line, any further lines under it."""
+    for note in notes:
+        first, *rest = note.splitlines() or [""]
+        console.print(f"Note: {first}", markup=False, highlight=False)
+        for line in rest:
+            console.print(f"      {line}", markup=False, highlight=False)
+
+
+def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_json: bool) -> None:
+    """The jobs and their estimated cost at their providers' published prices (with what
+    planning would spend, ``plan.planning_usd``), and the plan's notes; nothing is written."""
+    rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
-    total = sum(_price(info, js) for js in to_run)
+    total = sum(_price(js) for js in to_run)
     if as_json:
         console.file.write(
             orjson.dumps(
-                {"describe": plan.describe, "total_usd": round(total, 6), "jobs": rows},
+                {
+                    "describe": plan.describe,
+                    "total_usd": round(total, 6),
+                    "planning_usd": plan.planning_usd,
+                    "notes": list(plan.notes),
+                    "jobs": rows,
+                },
                 option=orjson.OPT_INDENT_2,
             ).decode()
             + "\n"
         )
         return
+    print_notes(plan.notes, console)
     if len(rows) > FULL_ROWS:
         sections: Counter[str] = Counter()
         costs: dict[str, float] = {}
         for js in to_run:
             sections[js.job.group[0]] += 1
-            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(info, js)
+            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(js)
         summary = Table(title=plan.describe)
         for column in ("section", "jobs", "cost (USD)"):
             summary.add_column(column, justify="left" if column == "section" else "right")
         for name, count in sections.items():
             summary.add_row(name, str(count), f"{costs[name]:.2f}")
         console.print(summary)
-    table = Table(title=None if len(rows) > FULL_ROWS else plan.describe)
-    for column in ("id", "job", "refs", "model", "USD", "output"):
-        table.add_column(column, overflow="fold")
+    settings = {f"{r['provider']} · {r['model']} · {r['quality']}" for r in rows}
+    several = len(settings) > 1
+    table = Table(
+        title=None if len(rows) > FULL_ROWS else plan.describe,
+        caption=None if several else next(iter(settings)),
+    )
+    columns = ["id", "job", "refs", "aspect", "USD", *(["model"] if several else []), "file"]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "refs", "aspect", "USD"))
     for row in rows[: FIRST_ROWS if len(rows) > FULL_ROWS else len(rows)]:
-        table.add_row(
+        cells = [
             str(row["id"]),
             str(row["title"]) + (" (skipped: exists)" if row["status"] == "skipped" else ""),
             str(row["references"]),
-            f"{row['provider']} · {row['model']} · {row['quality']} {row['aspect']}",
+            str(row["aspect"]),
             f"{row['price_usd']:.3f}",
-            str(row["output"]),
-        )
+        ]
+        if several:
+            cells.append(f"{row['provider']} · {row['model']} · {row['quality']}")
+        cells.append(Path(str(row["output"])).name)
+        table.add_row(*cells)
     console.print(table)
     if len(rows) > FULL_ROWS:
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
-    local = sum(1 for js in to_run if _info(info, js).local)
-    paid = [js.job for js in to_run if not _info(info, js).local]
-    first = paid[0] if paid else (to_run[0].job if to_run else None)
-    where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
+    local = sum(js.job.variants for js in to_run if _local(js))
+    paid = [js for js in to_run if not _local(js)]
+    shown = paid or to_run  # the paid jobs name the prices; drawn ones are counted apart
+    first = shown[0].job if shown else None
+    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in shown))
+    if len(used) == 1 and first is not None:
+        where = f" at {first.quality} ({first.provider} {first.model}, "
+    else:
+        where = " (" + "".join(f"{p} {m}, " for p, m in used)
+    as_of = ", ".join(dict.fromkeys(providers.get(p).prices_as_of for p, _ in used)) or "today"
+    images = sum(js.job.variants for js in to_run)
     console.print(
-        f"Estimated cost: ${total + plan.planning_usd:.2f} for {len(to_run)} images"
+        f"Estimated cost: ${total + plan.planning_usd:.2f} for {images} images"
         + (f" ({local} drawn locally, free)" if local else "")
-        + f"{where}, published prices of {info.prices_as_of}, before thinking tokens)"
+        + f"{where}published prices of {as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
-    for note in plan.notes:
-        console.print(note)
     if max_cost is not None:
         budget = Budget(max_cost, spent=plan.planning_usd)
-        billed = [js for js in to_run if not _info(info, js).local]  # local jobs hold nothing
-        held = [budget.reservation(_price(info, js)) for js in billed]
+        # Each call reserves its own price and the thinking allowance: N per job of N
+        # variants; a job drawn locally reserves nothing.
+        held = [_calls(js) * budget.reservation(_call_price(js)) for js in paid]
         room = max_cost - plan.planning_usd
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from ..recovery import parse_job_ids
 from ..retry import RetryPolicy, load_policy
 from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
-from .dryrun import print_dry_run
+from .dryrun import print_dry_run, print_notes
+from .options import default_provider
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
 RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
@@ -59,16 +60,11 @@ def parse_job_list(text: str | None) -> list[str]:
     return items
 
 
-def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
-    """Refuse, before anything is paid, what a job's provider cannot do (sizes, ratios, the
-    number of reference images); one line naming the job and the fix. ``info`` is the
-    session's provider; a job naming another provider is checked against that one."""
+def check_capabilities(jobs: Sequence[JobState]) -> None:
+    """Refuse, before anything is paid, what each job's own provider cannot do (sizes, ratios,
+    the number of reference images); one line naming the job and the fix."""
     for js in jobs:
-        job = js.job
-        if job.provider != info.name:
-            _check_job(js, providers.get(job.provider))
-        else:
-            _check_job(js, info)
+        _check_job(js, providers.get(js.job.provider))
 
 
 def _check_job(js: JobState, info: ProviderInfo) -> None:
@@ -96,12 +92,18 @@ def _check_job(js: JobState, info: ProviderInfo) -> None:
         )
 
 
-def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
-    pool = info.pool
+def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str, Any]:
+    """The pool limits: the flags, else the strictest default of the providers used (one
+    pool serves a session's jobs, whichever provider each names)."""
+    pools = [info.pool for info in infos]
     return {
-        "concurrency": args.concurrency if args.concurrency is not None else pool.concurrency,
-        "min_interval": args.min_interval if args.min_interval is not None else pool.min_interval,
-        "rpm": args.rpm if args.rpm is not None else pool.rpm,
+        "concurrency": args.concurrency
+        if args.concurrency is not None
+        else min(p.concurrency for p in pools),
+        "min_interval": args.min_interval
+        if args.min_interval is not None
+        else max(p.min_interval for p in pools),
+        "rpm": args.rpm if args.rpm is not None else min(p.rpm for p in pools),
         "timeout": args.timeout,
         "offline": args.offline,
     }
@@ -152,30 +154,79 @@ class Prepared:
     keys: dict[str, str]
 
 
+def run_defaults(args: argparse.Namespace) -> RunDefaults:
+    """What the run options ask planning for: each typed option, else the source's default
+    (``default_quality``, ``default_aspect``), else the project's; and which were typed."""
+    chosen = frozenset(
+        name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
+    )
+    info = providers.get(args.provider or default_provider())
+    return RunDefaults(
+        info,
+        args.model or info.default_model,
+        args.quality or args.default_quality,
+        args.aspect or args.default_aspect,
+        chosen,
+    )
+
+
 def plan_new(source_name: str, args: argparse.Namespace) -> tuple[Plan, ProviderInfo]:
-    """A source's plan for ``args``, checked against the providers; nothing written, nothing
+    """A source's plan for ``args`` (with ``--variants``), each job checked against its own
+    provider, and the ``--provider`` default it was planned with; nothing written, nothing
     paid. Raises InputError naming the bad input."""
-    source = sources.get(source_name)
-    info = providers.get(args.provider)
-    defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
-    plan = source.plan(args, defaults)
-    check_capabilities(plan.jobs, info)
-    return plan, info
+    defaults = run_defaults(args)
+    plan = _varied(sources.get(source_name).plan(args, defaults), args.variants)
+    check_capabilities(plan.jobs)
+    return plan, defaults.provider
+
+
+def _varied(plan: Plan, variants: int) -> Plan:
+    """``--variants N``: N candidates for each job that makes an image with a paid call (a
+    skipped job makes none; a provider drawing locally would draw the same image N times).
+    Idempotent: a completed plan (``Plan.complete``) gets them again."""
+    if variants == 1:
+        return plan
+    suffix = f", {variants} variants each"
+    return replace(
+        plan,
+        jobs=tuple(
+            js
+            if js.status == "skipped" or providers.get(js.job.provider).local
+            else replace(js, job=replace(js.job, variants=variants))
+            for js in plan.jobs
+        ),
+        describe=plan.describe if plan.describe.endswith(suffix) else plan.describe + suffix,
+    )
+
+
+def _used(info: ProviderInfo, plan: Plan) -> list[str]:
+    """The providers a new session opens: the session's own first (``--provider`` when a job
+    uses it, else the first one its jobs name), then every other its jobs name."""
+    used = provider_names(info.name, plan.jobs)
+    if not any(js.job.provider == info.name for js in plan.jobs):
+        used = used[1:]  # --provider's default, which no job uses: no key needed for it
+    return used
 
 
 def _config(
     source_name: str, args: argparse.Namespace, plan: Plan, info: ProviderInfo
 ) -> dict[str, JSON]:
+    defaults = run_defaults(args)
+    used = _used(info, plan)
+    main = providers.get(used[0])
     return {
         **plan.config,
-        "quality": args.quality,
-        "aspect": args.aspect,
-        "model": args.model or info.default_model,
-        "provider": info.name,
+        "quality": defaults.quality,
+        "aspect": defaults.aspect,
+        "model": defaults.model
+        if main.name == info.name
+        else next(js.job.model for js in plan.jobs if js.job.provider == main.name),
+        "provider": main.name,
         "source": source_name,
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
-        **_limits(args, info),
+        "variants": args.variants,
+        **_limits(args, [providers.get(name) for name in used]),
     }
 
 
@@ -187,18 +238,19 @@ def prepare_new(
     *,
     single: bool = False,
 ) -> Prepared:
-    """Everything a new session needs, refused before anything is written: the keys, an
-    unfinished twin session; then the plan's paid completion (``Plan.complete``)."""
+    """Everything a new session with jobs needs, refused before anything is written: every
+    provider's key, an unfinished twin session; then the plan's paid completion
+    (``Plan.complete``)."""
     config = _config(source_name, args, plan, info)
     settings = settings_from(args, config)
-    keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
+    keys = keys_for(_used(info, plan), settings.offline)  # before writing
     if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
         raise InputError(
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
     if plan.complete is not None:
-        plan = plan.complete()
+        plan = _varied(plan.complete(), args.variants)
         config = _config(source_name, args, plan, info)
     return Prepared(plan, config, settings, keys)
 
@@ -206,12 +258,22 @@ def prepare_new(
 def start(
     source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
 ) -> int:
-    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
+    """Plan a new session from a source and run it (or show it, with ``--dry-run``).
+
+    A plan without jobs starts nothing (exit 0). The session's own provider is ``--provider``
+    when a job uses it, else the first one its jobs name; every provider named is opened and
+    its key read before anything is written.
+    """
     plan, info = plan_new(source_name, args)
+    if not plan.jobs:
+        print_notes(plan.notes, console)
+        console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
+        return 0
     if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
         return 0
     ready = prepare_new(source_name, args, plan, info, single=single)
+    print_notes(ready.plan.notes, console)
     return _create_and_run(
         args.sessions_dir, ready.config, ready.plan, ready.settings, ready.keys, console
     )
@@ -310,13 +372,18 @@ UPGRADE_INSTRUCTION = (
 
 
 def upgrade_jobs(
-    parent: Sequence[JobState], to_quality: str, info: ProviderInfo, chosen: Sequence[str] = ()
+    parent: Sequence[JobState],
+    to_quality: str,
+    info: ProviderInfo,
+    chosen: Mapping[str, int | None] | None = None,
 ) -> list[JobState]:
-    """One job per completed parent job (or per job in ``chosen``) at ``to_quality``.
+    """One job per completed parent job (or per job in ``chosen``, job id -> the variant picked
+    or None for the first) at ``to_quality``.
 
-    Regeneration is not deterministic, so each job sends the accepted image first, then its
-    references (up to the provider's limit), with an instruction to reproduce it. Outputs land
-    where the parent's did, named with the new quality. Raises InputError if none completed.
+    Regeneration is not deterministic, so each job sends the accepted image (the picked
+    variant) first, then its references (up to the provider's limit), with an instruction to
+    reproduce it. Outputs land where the parent's did, named with the new quality. Raises
+    InputError if none completed or a picked variant does not exist.
     """
     picked = [
         js
@@ -333,6 +400,15 @@ def upgrade_jobs(
     out = []
     for n, js in enumerate(picked, 1):
         old = js.job
+        accepted = js.output or ""
+        variant = (chosen or {}).get(js.id)
+        if variant is not None:
+            if not 1 <= variant <= len(js.variant_outputs):
+                raise InputError(
+                    f"job {js.id} has no variant {variant} (it has "
+                    f"{len(js.variant_outputs) or 1}); name it as {js.id}:1"
+                )
+            accepted = js.variant_outputs[variant - 1]
         job: Job = replace(
             old,
             id=f"{n:03d}",
@@ -340,11 +416,10 @@ def upgrade_jobs(
                 *old.prompt_parts,
                 UPGRADE_INSTRUCTION.format(old=old.quality, new=to_quality),
             ),
-            references=(str(Path(js.output or "").resolve()), *old.references)[
-                : info.max_references
-            ],
+            references=(str(Path(accepted).resolve()), *old.references)[: info.max_references],
             quality=to_quality,
             labels=(*old.labels, ("upgrade_of", old.id)),
+            variants=1,
         )
         out.append(JobState(job))
     return out
@@ -355,17 +430,21 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
     if not args.to_quality:
         raise InputError("--upgrade needs --to-quality (2K or 4K)")
     parent_state = journal_mod.load(args.sessions_dir, args.upgrade)
-    wanted = parse_job_list(args.job)
     known = set(parent_state.jobs)
     width = max(len(i) for i in known)
-    chosen = [w.zfill(width) if w.isdigit() else w for w in wanted]
-    for raw, job_id in zip(wanted, chosen, strict=True):
+    chosen: dict[str, int | None] = {}
+    for raw in parse_job_list(args.job):
+        job_id, _, variant = raw.partition(":")  # 003:2 is job 003's second variant
+        job_id = job_id.zfill(width) if job_id.isdigit() else job_id
         if job_id not in known:
             raise InputError(f"session {args.upgrade} has no job {raw!r} (see --status)")
+        if variant and not variant.isdigit():
+            raise InputError(f"--job {raw!r}: a variant is a number, e.g. {job_id}:2")
+        chosen[job_id] = int(variant) if variant else None
     config = dict(parent_state.config)
     info = providers.get(str(config.get("provider", "gemini")))
     jobs = upgrade_jobs(list(parent_state.jobs.values()), args.to_quality, info, chosen)
-    check_capabilities(jobs, info)
+    check_capabilities(jobs)
     plan = Plan(
         tuple(jobs),
         {},
@@ -377,9 +456,9 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
         f"{len(jobs)} jobs: upgrade of {args.upgrade} to {args.to_quality}",
     )
     if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
         return 0
-    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, info))
+    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, [info]))
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, jobs), settings.offline)
     # The parent's lock is held while the child is created: a parent another process runs

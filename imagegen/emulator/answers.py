@@ -79,7 +79,12 @@ def answer(request: wire.ParsedRequest, outcome: Outcome, render_mode: str) -> A
             caption=request.caption,
             references=request.references,
         )
-        parts.append(wire.image_part(png))
+        if kind == "jpeg":
+            png = render.as_jpeg(png)
+        parts.append(wire.image_part(png, thought=kind == "thought_only"))
+        if kind == "image_then_small":
+            small = render.render_png("plain", 512, 512, digest=request.digest[::-1])
+            parts.append(wire.image_part(small))
     body = wire.response_body(request, parts, usage=wire.usage_metadata(request))
     if kind == "drop":
         return Answer(200, body, truncate=True)

@@ -46,6 +46,13 @@ _MESSAGE_FOR_CODE = {
     504: "The service is currently unavailable.",
 }
 
+
+def default_message(code: int) -> str:
+    """The message :meth:`Outcome.error` gives a code when the script names none (a route
+    family with messages of its own, Vertex's, tells a scripted message from it this way)."""
+    return _MESSAGE_FOR_CODE.get(code, f"HTTP {code}")
+
+
 KINDS = (
     "image",
     "error",
@@ -58,6 +65,9 @@ KINDS = (
     "bad_image",
     "wrong_size",
     "thought_then_image",
+    "image_then_small",
+    "thought_only",
+    "jpeg",
 )
 
 
@@ -110,7 +120,7 @@ class Outcome:
             kind="error",
             code=code,
             status=status or STATUS_FOR_CODE.get(code, "UNKNOWN"),
-            message=message or _MESSAGE_FOR_CODE.get(code, f"HTTP {code}"),
+            message=message or default_message(code),
             retry_delay=retry_delay,
             quota_id=quota_id,
             reason=reason,
@@ -162,6 +172,22 @@ class Outcome:
         return cls(kind="thought_then_image")
 
     @classmethod
+    def image_then_small(cls) -> Outcome:
+        """The right image, then a 512x512 one after it in the same answer (the last image
+        part is not the one asked for)."""
+        return cls(kind="image_then_small")
+
+    @classmethod
+    def thought_only(cls) -> Outcome:
+        """The only image part is marked ``thought`` (reported for Gemini 3)."""
+        return cls(kind="thought_only")
+
+    @classmethod
+    def jpeg(cls) -> Outcome:
+        """JPEG bytes of the right size, declared ``image/png`` (the notes: sniff the bytes)."""
+        return cls(kind="jpeg")
+
+    @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> Outcome:
         """Build from a script entry such as ``{"kind": "error", "code": 503}``.
 
@@ -190,6 +216,9 @@ _BUILDERS: dict[str, Callable[..., Outcome]] = {
     "bad_image": Outcome.bad_image,
     "wrong_size": Outcome.wrong_size,
     "thought_then_image": Outcome.thought_then_image,
+    "image_then_small": Outcome.image_then_small,
+    "thought_only": Outcome.thought_only,
+    "jpeg": Outcome.jpeg,
 }
 
 

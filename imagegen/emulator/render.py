@@ -105,6 +105,14 @@ def render_png(
 
 
 @functools.cache
+def as_jpeg(png: bytes) -> bytes:
+    """The same picture as JPEG bytes."""
+    with Image.open(io.BytesIO(png)) as img:
+        out = io.BytesIO()
+        img.convert("RGB").save(out, format="JPEG", quality=90)
+        return out.getvalue()
+
+
 def truncated_png() -> bytes:
     """The first half of a 128x128 noise PNG: the header says PNG, the pixels do not decode."""
     # Noise, so that the cut falls inside the pixel data rather than in the header chunks.
@@ -140,6 +148,11 @@ def _collage(
     return _encode(img)
 
 
+#: References above this many pixels (after a JPEG's reduced decode) are not decoded for the
+#: collage: memory stays bounded however large a user's reference is.
+_DECODE_PIXELS = 16_000_000
+
+
 def _tile(img: Image.Image, box: tuple[int, int, int, int], references: Sequence[bytes]) -> None:
     """Fit each reference image into its own cell of a near-square grid inside ``box``."""
     if not references:
@@ -153,7 +166,12 @@ def _tile(img: Image.Image, box: tuple[int, int, int, int], references: Sequence
     for i, data in enumerate(references):
         with Image.open(io.BytesIO(data)) as ref:
             ref.draft("RGB", inner)  # JPEG: decode at reduced scale, much faster for big photos
-            thumb = ImageOps.contain(ref.convert("RGB"), inner)
+            if ref.width * ref.height > _DECODE_PIXELS:
+                # A huge PNG or WebP has no reduced decode: a labelled tile instead of 0.4 GB.
+                thumb = Image.new("RGB", inner, (120, 120, 124))
+                ImageDraw.Draw(thumb).text((4, 4), f"{ref.width}x{ref.height}", fill=(255,) * 3)
+            else:
+                thumb = ImageOps.contain(ref.convert("RGB"), inner)
         col, row = i % cols, i // cols
         x = left + col * cell_w + (cell_w - thumb.width) // 2
         y = top + row * cell_h + (cell_h - thumb.height) // 2

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ _PRO_OUTPUT_TOKENS = {"1K": 1120, "2K": 1120, "4K": 2000}
 _FLASH_OUTPUT_TOKENS = 1290
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
+
+#: A ``fileData.fileUri`` -> (the file's bytes, its MIME type); raises WireError if unusable.
+ResolveFile = Callable[[str], tuple[bytes, str]]
 
 
 class WireError(Exception):
@@ -151,11 +155,16 @@ def load_json(body: bytes) -> dict[str, Any]:
     return raw
 
 
-def parse_request(model: str, raw: dict[str, Any]) -> ParsedRequest:
+def parse_request(
+    model: str, raw: dict[str, Any], resolve_file: ResolveFile | None = None
+) -> ParsedRequest:
     """Parse a generateContent body (see :func:`load_json`).
 
-    Raises WireError(400) for missing contents, bad base64, an unknown aspect ratio or image
-    size. Whether the reference bytes decode is left to the caller (it needs Pillow).
+    ``fileData`` parts (``{"fileUri", "mimeType"}``, either casing) are read through
+    ``resolve_file`` (the Files API store) and join the inline references in part order.
+    Raises WireError(400) for missing contents, bad base64, a non-image reference, an unknown
+    aspect ratio or image size, and whatever ``resolve_file`` raises (403 for a file that is
+    gone). Whether the reference bytes decode is left to the caller (it needs Pillow).
     """
     contents = raw.get("contents")
     if not isinstance(contents, list) or not contents:
@@ -175,6 +184,10 @@ def parse_request(model: str, raw: dict[str, Any]) -> ParsedRequest:
             inline = _either(part, "inlineData", "inline_data")
             if inline is not None:
                 references.append(_decode_inline(inline, f"contents[{ci}].parts[{pi}]"))
+            file_data = _either(part, "fileData", "file_data")
+            if file_data is not None:
+                where = f"contents[{ci}].parts[{pi}].file_data"
+                references.append(_read_file_data(file_data, where, resolve_file))
 
     config = _either(raw, "generationConfig", "generation_config") or {}
     image_config = _either(config, "imageConfig", "image_config") or {}
@@ -202,6 +215,18 @@ def _either(obj: Any, camel: str, snake: str) -> Any:
     if not isinstance(obj, dict):
         return None
     return obj.get(camel, obj.get(snake))
+
+
+def _read_file_data(file_data: Any, where: str, resolve_file: ResolveFile | None) -> bytes:
+    uri = _either(file_data, "fileUri", "file_uri")
+    if not isinstance(uri, str) or not uri:
+        raise invalid_argument(f"Invalid value at '{where}': file_uri is required")
+    if resolve_file is None:
+        raise invalid_argument(f"Invalid value at '{where}': fileData is not served here")
+    data, mime = resolve_file(uri)
+    if not mime.startswith("image/"):
+        raise invalid_argument(f"Unsupported MIME type: {mime}")
+    return data
 
 
 def _decode_inline(inline: Any, where: str) -> bytes:

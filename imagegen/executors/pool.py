@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
 
+from .. import outputs as outputs_mod
 from ..errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -40,7 +42,7 @@ from ..journal import Journal, now_iso
 from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
 from ..outputs import Outputs, Placement, StorageError
 from ..providers import ProviderInfo
-from ..providers.base import Generation, ImageProvider, ImageRequest
+from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
 from ..sources import AfterSave, SessionView
@@ -58,24 +60,30 @@ class RunResult:
     skipped: int
     stop_reason: str | None
     spent_usd: float | None = None  # this run's spending, when it ran under a budget
+    unrecorded: int = 0  # images saved whose source's after-save step did not succeed
     notes: tuple[str, ...] = ()  # lines the sources' end-of-run steps give the summary
 
     @property
     def exit_code(self) -> int:
-        """3 stopped, 1 some job failed or is unfinished, 0 every job done (README)."""
+        """3 stopped, 1 some job failed or is unfinished (or its image is saved but the
+        source's after-save step did not record it), 0 every job done (README)."""
         if self.stop_reason:
             return EXIT_STOPPED
-        return EXIT_FAILED if self.failed or self.pending else EXIT_OK
+        return EXIT_FAILED if self.failed or self.pending or self.unrecorded else EXIT_OK
 
 
 @dataclass
 class PoolView:
-    """What the live display shows beyond the journal's counts (written by the runner)."""
+    """What the live display shows beyond the journal's counts (written by the runner).
+    Times are seconds on the runner's clock."""
 
     in_flight: dict[str, int]  # job id -> attempt number
     recent: list[str]
     pause_until: float = 0.0
     pause_reason: str | None = None
+    started: float = 0.0
+    finished_at: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    durations: deque[float] = field(default_factory=lambda: deque(maxlen=20))
 
 
 class _Stopped(Exception):
@@ -89,6 +97,10 @@ class _Capped(Exception):
         super().__init__(
             f"cost cap of {group} reached (${limit:.2f}): not started, so as not to pass it"
         )
+
+
+class _Unreadable(Exception):
+    """A reference image of the job cannot be read (it changed since planning)."""
 
 
 def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
@@ -139,7 +151,7 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self.notify = notify or (lambda _line: None)
-        self.view = PoolView({}, [])
+        self.view = PoolView({}, [], started=clock())
         self.budget = budget
         self.caps = caps or GroupCaps()
         self.references = references or ReferenceCache()
@@ -190,6 +202,7 @@ class Runner:
             counts["skipped"],
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
+            unrecorded(self.journal.state.jobs.values()),
         )
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[str]) -> None:
@@ -225,31 +238,20 @@ class Runner:
             raise
 
     async def _run_job(self, job_id: str) -> None:
+        """One job: each of its variants (one unless ``--variants``), one after another."""
+        label = f"[{job_id}] {self.journal.job(job_id).job.title}"
+        while await self._run_variant(job_id, label) and not self.stop_reason:
+            pass
+
+    async def _run_variant(self, job_id: str, label: str) -> bool:
+        """Make the job's next image; True when the job wants another variant."""
         state = self.journal.job(job_id)
-        label = f"[{job_id}] {state.job.title}"
         if state.kept:
-            await self._place_kept(state, label)
-            return
-        paths = state.job.references
-        try:
-            refs = self.references.cached(paths)
-            if refs is None:
-                refs = await anyio.to_thread.run_sync(self.references.load, paths)
-        except (OSError, ValueError) as exc:
-            await self.journal.update(
-                job_id,
-                JobUpdate(
-                    status="failed",
-                    error=f"reference image unreadable: {exc}",
-                    error_kind="reference_unreadable",
-                    completed=now_iso(),
-                ),
-            )
-            self._finished(f"✗ {label} → reference image unreadable")
-            return
+            return await self._place_kept(state, label)
         job = state.job
+        kept_output = state.variant_outputs[0] if state.variant_outputs else None
         request = ImageRequest(
-            job.model, job.prompt, refs, job.quality, job.aspect, self.timeout, state.resume
+            job.model, job.prompt, (), job.quality, job.aspect, self.timeout, state.resume
         )
 
         async def before_sleep(error: ProviderError, wait: float) -> None:
@@ -257,7 +259,9 @@ class Runner:
             now = self.journal.job(job_id)
             await self.journal.update(
                 job_id,
-                JobUpdate(status="retry", output=None, error=f"{error}", error_kind=error.kind),
+                JobUpdate(
+                    status="retry", output=kept_output, error=f"{error}", error_kind=error.kind
+                ),
                 _attempt(now, error, wait),
             )
             self.notify(f"↻ {label} attempt {now.attempts} {error.kind}, retry in {wait:.0f}s")
@@ -271,26 +275,42 @@ class Runner:
                 before_sleep=before_sleep,
             )
         except _Stopped:
-            await self.journal.update(job_id, JobUpdate(status="pending", output=None))
-            return
+            await self.journal.update(job_id, JobUpdate(status="pending", output=kept_output))
+            return False
         except _Capped as exc:
             self.view.in_flight.pop(job_id, None)
             await self.journal.update(
                 job_id,
-                JobUpdate(status="pending", output=None, error=str(exc), error_kind="cost_cap"),
+                JobUpdate(
+                    status="pending", output=kept_output, error=str(exc), error_kind="cost_cap"
+                ),
             )
             self._finished(f"⊘ {label} → {exc}")
-            return
+            return False
+        except _Unreadable as exc:
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="failed",
+                    error=f"reference image unreadable: {exc}",
+                    error_kind="reference_unreadable",
+                    completed=now_iso(),
+                ),
+            )
+            self._finished(f"✗ {label} → reference image unreadable")
+            return False
         except BatchStop as exc:
             self.stop(str(exc))
             self.view.in_flight.pop(job_id, None)
             now = self.journal.job(job_id)
             await self.journal.update(
                 job_id,
-                JobUpdate(status="pending", output=None, error=str(exc), error_kind=exc.kind),
+                JobUpdate(
+                    status="pending", output=kept_output, error=str(exc), error_kind=exc.kind
+                ),
                 _attempt(now, exc, None),
             )
-            return
+            return False
         except ProviderError as exc:
             self.view.in_flight.pop(job_id, None)
             now = self.journal.job(job_id)
@@ -299,7 +319,7 @@ class Runner:
                 job_id,
                 JobUpdate(
                     status="failed",
-                    output=None,
+                    output=kept_output,
                     error=str(exc),
                     error_kind=exc.kind,
                     completed=now_iso(),
@@ -309,19 +329,28 @@ class Runner:
                 _attempt(now, exc, None),
             )
             self._finished(f"✗ {label} → {exc.kind}: {reason or exc}")
-            return
+            return False
         with anyio.CancelScope(shield=True):  # a paid image is saved and recorded whole
-            await self._complete(job_id, answer, label)
+            return await self._complete(job_id, answer, label)
+        raise AssertionError("unreachable: a shielded scope does not swallow")  # for mypy
 
     async def _attempt(self, job_id: str, request: ImageRequest) -> tuple[Generation, Path, float]:
         provider, info = self._providers[self.journal.job(job_id).job.provider]
         if info.local:  # drawn on this machine: no call slot, start turn, budget or breaker
             if self.stop_reason:
                 raise _Stopped
+            if not request.references and self.journal.job(job_id).job.references:
+                request = replace(request, references=await self._references(job_id))
             return await self._call(job_id, request, provider, info, ())
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
+            # Read inside the slot: workers take slots in the order jobs were handed out, so a
+            # job whose references are still being read is not overtaken by the next one
+            # (with --concurrency 1 the jobs run strictly in plan order). A cached read costs
+            # nothing; a first read of a few MB, milliseconds against a call's seconds.
+            if not request.references and self.journal.job(job_id).job.references:
+                request = replace(request, references=await self._references(job_id))
             await self.gate.wait_turn()
             # No await between this check and the reservation below: the first call's real
             # cost decides what every later call holds.
@@ -375,9 +404,12 @@ class Runner:
         job = state.job
         price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
         attempt = state.attempts + 1
-        planned = self.outputs.plan(job, datetime.now())
+        planned = self.outputs.plan(job, datetime.now(), len(state.variant_outputs) + 1)
         cost, billed = 0.0, False
         try:
+            await self._check_destination(
+                planned, info.pixel_size(job.model, job.quality, job.aspect)
+            )
             await self.journal.update(
                 job_id,
                 JobUpdate(
@@ -390,6 +422,7 @@ class Runner:
                 await self.journal.update(job_id, JobUpdate(resume=token))
 
             request = replace(request, resume=self.journal.job(job_id).resume)
+            called = self.clock()
             try:
                 generation = await provider.generate(request, checkpoint)
             except BatchStop as exc:
@@ -399,8 +432,9 @@ class Runner:
                 if not info.local:
                     await self._after_failure(exc)
                 raise
-            if not info.local:
+            if not info.local:  # a local draw says nothing of the service or its pace
                 self.breaker.success()
+                self.view.durations.append(self.clock() - called)
             cost = info.cost(
                 job.model, job.quality, job.aspect, len(job.references), generation.usage
             )
@@ -415,6 +449,32 @@ class Runner:
                     budget.settle(amount, cost, price if billed else None)
                 self._settled.set()
                 self._settled = anyio.Event()
+
+    async def _references(self, job_id: str) -> tuple[Reference, ...]:
+        paths = self.journal.job(job_id).job.references
+        refs = self.references.cached(paths)
+        if refs is not None:
+            return refs
+        try:
+            return await anyio.to_thread.run_sync(self.references.load, paths)
+        except (OSError, ValueError) as exc:
+            raise _Unreadable(str(exc)) from exc
+
+    async def _check_destination(self, planned: Path, size: tuple[int, int] | None) -> None:
+        """Before paying: the image's folder can be made and written, and has room for it.
+
+        A folder that is a file, read-only or full stops the batch here, with nothing paid
+        (:meth:`imagegen.outputs.Outputs.check`); checked once per folder, the free space at
+        most once a second, so most calls make no extra system call.
+        """
+        need = outputs_mod.bytes_bound(size)
+        if not self.outputs.needs_check(planned.parent, need):
+            return
+        try:
+            await anyio.to_thread.run_sync(self.outputs.check, planned.parent, need)
+        except StorageError as exc:
+            self.stop(f"{exc} (nothing was paid for this image; fix it, then --resume)")
+            raise _Stopped from exc
 
     async def _after_failure(self, error: ProviderError) -> None:
         """Pool-wide consequences of one failed call: a 429 pause, the circuit breaker."""
@@ -446,7 +506,7 @@ class Runner:
 
     async def _complete(
         self, job_id: str, answer: tuple[Generation, Path, float], label: str
-    ) -> None:
+    ) -> bool:
         generation, planned, cost = answer
         self.view.in_flight.pop(job_id, None)
         state = self.journal.job(job_id)
@@ -458,11 +518,14 @@ class Runner:
             )
         except StorageError as exc:
             await self._keep(state, generation, exc, total_cost, cost, label)
-            return
+            return False
         finally:
             self.outputs.release(planned)
-        await self._record_saved(state, placement, total_cost, cost, "completed", generation, label)
+        more = await self._record_saved(
+            state, placement, total_cost, cost, "completed", generation, label
+        )
         await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, job_id, attempt)
+        return more
 
     async def _record_saved(
         self,
@@ -473,27 +536,36 @@ class Runner:
         outcome: str,
         generation: Generation | None,
         label: str,
-    ) -> None:
+    ) -> bool:
+        """Journal a saved image; True when the job wants another variant."""
         info = placement.info
-        note = size_note(self._providers[state.job.provider][1], state, info)
-        if generation is not None and generation.note:
-            note = f"{note}; {generation.note}" if note else generation.note
-        step = self.after_save(state.job.source)
+        size = size_note(self._providers[state.job.provider][1], state, info)
+        chosen = generation.note if generation is not None else None
+        note = "; ".join(n for n in (size, chosen) if n) or None
+        wanted = state.job.variants
+        variants = (*state.variant_outputs, str(placement.path)) if wanted > 1 else ()
+        more = len(variants) < wanted if wanted > 1 else False
+        if wanted > 1:
+            outcome = f"{outcome} (variant {len(variants)} of {wanted})"
+        step = None if more else self.after_save(state.job.source)
         updated = await self.journal.update(
             state.id,
             JobUpdate(
-                status="completed",
-                output=str(placement.path),
-                completed=now_iso(),
+                status="pending" if more else "completed",
+                output=variants[0] if variants else str(placement.path),
+                variant_outputs=variants if wanted > 1 else UNSET,
+                completed=None if more else now_iso(),
                 error=note,
-                error_kind="wrong_size" if note and note.startswith("wrong size") else None,
+                error_kind="wrong_size" if size else None,
                 cost_usd=total_cost,
-                image=ImageMeta(info.format, info.width, info.height, not note),
+                image=ImageMeta(info.format, info.width, info.height, size is None),
                 resume=None,
                 kept=None,
                 delivery="pending" if step is not None else None,
                 finish_reason=generation.finish_reason if generation else UNSET,
                 usage=generation.usage if generation else UNSET,
+                request_id=generation.request_id if generation else UNSET,
+                model_version=generation.model_version if generation else UNSET,
             ),
             Attempt(
                 attempt=state.attempts,
@@ -505,9 +577,14 @@ class Runner:
             ),
         )
         aside = f" (old file kept as {placement.aside.name})" if placement.aside else ""
-        self._finished(f"✓ {label} → saved {placement.path.name}{aside}")
+        which = f" (variant {len(variants)} of {wanted})" if wanted > 1 else ""
+        if more:
+            self.notify(f"✓ {label} → saved {placement.path.name}{which}")
+        else:
+            self._finished(f"✓ {label} → saved {placement.path.name}{which}{aside}")
         if step is not None:
             await deliver(self.journal, updated, step, self._delivering)
+        return more
 
     async def _keep(
         self,
@@ -566,8 +643,9 @@ class Runner:
         self._finished(f"✗ {label} → {error.cause}: image kept in {kept}")
         self.stop(f"{error}; paid images are kept in {kept.parent}")
 
-    async def _place_kept(self, state: JobState, label: str) -> None:
-        """A paid image waiting in the spool: put it where it belongs, no call."""
+    async def _place_kept(self, state: JobState, label: str) -> bool:
+        """A paid image waiting in the spool: put it where it belongs, no call. True when
+        the job wants another variant."""
         kept = Path(state.kept or "")
         try:
             data = await anyio.to_thread.run_sync(kept.read_bytes)
@@ -579,25 +657,26 @@ class Runner:
                     error=f"the kept image {kept} is gone ({exc.strerror}); generating again",
                 ),
             )
-            await self._run_job(state.id)
-            return
-        planned = self.outputs.plan(state.job, datetime.now())
+            return True
+        planned = self.outputs.plan(state.job, datetime.now(), len(state.variant_outputs) + 1)
         try:
             placement = await anyio.to_thread.run_sync(
                 self.outputs.save, state.job, state.id, state.attempts, planned, data
             )
         except StorageError as exc:
             self.stop(f"{exc}; paid images stay kept in {kept.parent}")
-            return
+            return False
         finally:
             self.outputs.release(planned)
-        await self._record_saved(
+        more = await self._record_saved(
             state, placement, state.cost_usd or 0.0, 0.0, "placed from the spool", None, label
         )
         await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, state.id, state.attempts)
         await anyio.to_thread.run_sync(lambda: kept.unlink(missing_ok=True))
+        return more
 
     def _finished(self, line: str) -> None:
+        self.view.finished_at.append(self.clock())
         self.view.recent.insert(0, line)
         del self.view.recent[5:]
         self.notify(line)
@@ -623,6 +702,11 @@ async def deliver(
         await journal.update(
             state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
         )
+
+
+def unrecorded(states: Iterable[JobState]) -> int:
+    """Jobs whose source's after-save step is still to run or did not succeed."""
+    return sum(1 for js in states if js.delivery is not None and js.delivery != "done")
 
 
 def _attempt(state: JobState, error: ProviderError, wait: float | None) -> Attempt:

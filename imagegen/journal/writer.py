@@ -55,7 +55,25 @@ _SNAPSHOT_MIN_DELAY = 0.5  # seconds
 # change independent of the session's size (the benchmark's "journal bytes per status change").
 _SNAPSHOT_FRESH_BYTES = 1_000_000
 
+# Seconds before a snapshot that could not be written (a full disk) is tried again.
+_SNAPSHOT_RETRY = 1.0
+
 _Line = tuple[bytes, anyio.Event]
+
+
+def _drain(
+    receive: MemoryObjectReceiveStream[_Line], ended: bool = False
+) -> tuple[list[_Line], bool]:
+    """The lines already queued (no wait), and whether the stream has ended."""
+    batch: list[_Line] = []
+    while not ended:
+        try:
+            batch.append(receive.receive_nowait())
+        except anyio.WouldBlock:
+            break
+        except anyio.EndOfStream:
+            ended = True
+    return batch, ended
 
 
 def new_session_id(sessions_dir: Path) -> str:
@@ -104,6 +122,7 @@ class Journal:
         self._logged_since_snapshot = 0
         self._snapshot_at = clock()
         self._dirty = False
+        self._snapshot_retry_at: float | None = None
         self._send: MemoryObjectSendStream[_Line] | None = None
         self._failure: JournalError | None = None
         self.bytes_written = 0
@@ -287,22 +306,21 @@ class Journal:
     async def _run_writer(self, receive: MemoryObjectReceiveStream[_Line]) -> None:
         """Group-commit queued lines, then snapshot when due; never raises on a full disk."""
         async with receive:
-            while True:
-                delay = self._snapshot_delay() if self._dirty else None
-                batch: list[_Line] = []
-                # Only the wait for work is under the snapshot deadline: a batch once taken is
-                # always written and its waiters released.
-                with anyio.move_on_after(delay if delay is not None else float("inf")):
-                    try:
-                        batch.append(await receive.receive())
-                    except anyio.EndOfStream:
-                        break
-                if batch:
-                    while True:
+            ended = False
+            while not ended:
+                batch, ended = _drain(receive)
+                if not batch and not ended:
+                    delay = self._snapshot_delay() if self._dirty else None
+                    # Only the wait for work is under the snapshot deadline: a batch once
+                    # taken is always written and its waiters released.
+                    with anyio.move_on_after(delay if delay is not None else float("inf")):
                         try:
-                            batch.append(receive.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
+                            batch.append(await receive.receive())
+                        except anyio.EndOfStream:
+                            ended = True
+                    more, ended = _drain(receive, ended)
+                    batch += more
+                if batch:
                     await self._append(b"".join(line for line, _ in batch))
                     for _, done in batch:
                         done.set()
@@ -313,6 +331,8 @@ class Journal:
     def _snapshot_delay(self) -> float | None:
         if self._failure is not None:
             return None
+        if self._snapshot_retry_at is not None:  # the last write failed: not in a loop
+            return max(0.0, self._snapshot_retry_at - self._clock())
         if self._logged_since_snapshot >= self._snapshot_bytes:
             return 0.0
         if self._snapshot_bytes > _SNAPSHOT_FRESH_BYTES:
@@ -382,7 +402,9 @@ class Journal:
                 lambda: write_atomic(self.snapshot_path, data, fsync=self.fsync)
             )
         except OSError:
+            self._snapshot_retry_at = self._clock() + _SNAPSHOT_RETRY
             return
+        self._snapshot_retry_at = None
         self.write_seconds += time.perf_counter() - started
         self.bytes_written += len(data)
         self._snapshot_bytes = len(data)

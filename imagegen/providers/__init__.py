@@ -53,7 +53,11 @@ class ProviderInfo:
     USD price of one image before the call; ``cost(..., usage)`` the USD billed after it.
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
-    read from, in the order the provider's SDK prefers them (empty: the provider needs no key).
+    read from, in the order the provider's SDK prefers them (and the ones redacted as secrets;
+    empty: the provider needs no key). ``read_credential``, when set, replaces reading
+    ``key_vars``: it returns what ``open`` needs from the environment (a key, or "" when the
+    provider authenticates otherwise, as Vertex does with a project and Google's
+    application-default credentials) and raises InputError naming the variables to set.
     ``local`` marks a provider that makes its image on this machine for free (no network, no
     rate limit): the runner gives its jobs no call slot, start turn or budget reservation.
     ``validate(model, quality, aspect)``, when set, replaces the check against ``models``,
@@ -75,6 +79,7 @@ class ProviderInfo:
     open: OpenProvider
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
+    read_credential: Callable[[], str] | None = None
     local: bool = False
     validate: Callable[[str, str, str], str | None] | None = None
 
@@ -85,6 +90,12 @@ class ProviderInfo:
 
 def _gemini() -> ProviderInfo:
     from .gemini import INFO
+
+    return INFO
+
+
+def _vertex() -> ProviderInfo:
+    from .vertex import INFO
 
     return INFO
 
@@ -109,6 +120,7 @@ def _placeholder() -> ProviderInfo:
 
 _LOADERS: dict[str, Callable[[], ProviderInfo]] = {
     "gemini": _gemini,
+    "vertex": _vertex,
     "openai": _openai,
     "fal": _fal,
     "placeholder": _placeholder,

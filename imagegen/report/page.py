@@ -100,7 +100,7 @@ def _header(sheet: ContactSheet, gallery: Gallery) -> str:
     if sheet.attention:
         items = "".join(
             f'<li><a href="#job-{_e(c.job_id)}">#{_e(c.job_id)} {_e(c.title)}</a>: '
-            f"{_e(c.reason or c.status)}</li>"
+            f"{_e(c.reason or c.note or c.status)}</li>"
             for c in sheet.attention
         )
         attention = (
@@ -152,16 +152,22 @@ def _shorten(text: str, limit: int) -> str:
 
 def _card(card: Card, gallery: Gallery) -> str:
     alt = card.title
+    variants = [s for s in card.shots if s.role == "variant"]
     slots = [
         (
             _image(gallery.shots.get(s.path), f"{alt} ({s.quality})", ""),
-            f"{s.quality}{' before' if s.role == 'previous' else ''}",
+            f"{s.quality} before"
+            if s.role == "previous"
+            else (f"v{variants.index(s) + 1}" if s.role == "variant" else s.quality),
         )
         for s in card.shots
     ]
-    if not any(s.role == "output" for s in card.shots):
+    shown = any(s.role in ("output", "variant") for s in card.shots)
+    if (card.status != "completed" or not shown) and not any(
+        s.role == "output" for s in card.shots
+    ):
         slots.append((_placeholder(card), card.quality))
-    pair = " pair" if len(slots) > 1 else ""
+    pair = " pair" if len(slots) == 2 else (" many" if len(slots) > 2 else "")
     shots = "".join(
         f'<div class="shot">{body}'
         + (f'<span class="tier">{_e(tier)}</span>' if pair else "")
@@ -246,6 +252,7 @@ td.empty{color:var(--muted);text-align:center}
 .job{position:relative;margin:0;background:var(--card);border:1px solid var(--line);
 border-radius:8px;padding:6px;width:calc(var(--w) + 14px)}
 .job.pair{width:calc(2 * var(--w) + 20px)}
+.job.many{width:calc(3 * var(--w) + 26px)}.job.many .shots{flex-wrap:wrap}
 .job[data-status=failed]{border-color:#e6a19b;background:#fff7f6}
 .shots{display:flex;gap:6px}
 .shot{position:relative;width:var(--w)}

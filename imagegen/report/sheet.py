@@ -41,7 +41,8 @@ class Shot:
 
     path: str
     quality: str
-    role: str  # "output" (this job's image) or "previous" (the image an upgrade started from)
+    role: str  # "output" (this job's image), "variant" (one of its candidates, in order), or
+    # "previous" (the image an upgrade started from)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,10 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         reason = "failed"
     shots: tuple[Shot, ...] = (previous,) if previous else ()
     shown = state.output if status in ("completed", "skipped") else None
-    if shown:
+    if len(state.variant_outputs) > 1 or (state.variant_outputs and status != "completed"):
+        # Every candidate side by side, finished or not: the review picks one.
+        shots += tuple(Shot(path, job.quality, "variant") for path in state.variant_outputs)
+    elif shown:
         shots += (Shot(shown, job.quality, "output"),)
     image = state.image
     pixels = f"{image.width}\u00d7{image.height}" if image else None
@@ -207,10 +211,21 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         references=job.references,
         reason=reason,
         detail=detail or None,
-        note=error if status == "completed" and error else None,
+        note=_note(state),
         pixels=pixels,
         facts=tuple((k, v) for k, v in facts if v),
     )
+
+
+def _note(state: JobState) -> str | None:
+    """A warning on a saved image: its size or how it was chosen, and an after-save step
+    that did not record it."""
+    notes = []
+    if state.status == "completed" and state.error:
+        notes.append(state.error)
+    if state.delivery and state.delivery != "done":
+        notes.append(f"after save: {state.delivery}")
+    return "; ".join(notes) or None
 
 
 def _previous_shot(state: JobState, parent_qualities: Mapping[str, str]) -> Shot | None:
@@ -300,6 +315,10 @@ def build_sheet(
         duration_s=session_duration(jobs),
     )
     attention = tuple(
-        card for _, card in cards if card.status == "failed" or (card.reason and card.detail)
+        card
+        for js, card in cards
+        if card.status == "failed"
+        or (card.reason and card.detail)
+        or (js.delivery and js.delivery != "done")
     )
     return ContactSheet(header, tuple(sections), attention)

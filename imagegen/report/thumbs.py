@@ -45,6 +45,15 @@ def thumb_name(source: Path, stat: os.stat_result, box: int) -> str:
     return hashlib.sha256(key).hexdigest()[:24] + _SUFFIX
 
 
+#: Sources above this many pixels after a JPEG's reduced decode (a huge PNG reference) get no
+#: thumbnail: decoding one takes ~0.4 GB at 12000 x 12000, several at once more.
+MAX_DECODE_PIXELS = 40_000_000
+
+
+class TooLarge(ValueError):
+    """The source is too large to decode for a thumbnail."""
+
+
 def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
     """Write ``source`` fitted into a ``box`` pixel square as a JPEG at ``dest``; returns its
     (width, height) in pixels. Transparency is flattened on white; EXIF rotation is applied.
@@ -54,6 +63,8 @@ def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
     """
     with Image.open(source) as img:
         img.draft(None, (box, box))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+        if img.width * img.height > MAX_DECODE_PIXELS:
+            raise TooLarge(f"{img.width}x{img.height}")
         # reducing_gap 1.0: an integer box reduction, then Lanczos for the rest; ~2.5x faster
         # than the default at 1K and indistinguishable at thumbnail size.
         img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=1.0)
@@ -92,6 +103,8 @@ def _thumbnail(source: Path, box: int, folder: Path, donors: Sequence[Path]) -> 
             with Image.open(dest) as done:  # reads the header only
                 return Thumb(dest.name, *done.size)
         return Thumb(dest.name, *render_thumbnail(source, dest, box), made=True)
+    except TooLarge as exc:
+        return Thumb(None, problem=f"too large to preview ({exc})")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return Thumb(None, problem="unreadable image")
 

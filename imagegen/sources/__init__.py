@@ -5,10 +5,12 @@ its subcommand, plans :class:`~imagegen.model.JobState` values (a job carries it
 ordered references, its own output path and labels for the views), and may name two steps that
 write into the user's own tree:
 
-- ``after_save(job_state, view)``: after each image is saved and journaled, in a worker thread,
-  one step at a time per session. The journal says ``delivery: "pending"`` before it runs and
-  "done" or "not written: REASON" after; a crash in between makes resume run it again, so it
-  must be idempotent.
+- ``after_save(job_state, view)``: after each job's image (its last variant) is saved and
+  journaled, in a worker thread, one step at a time per session; also for an image a crashed
+  run left and resume adopted, and for a job planned as ``skipped`` with ``delivery``
+  "pending" (an earlier image not yet recorded). The journal says ``delivery: "pending"``
+  before it runs and "done" or "not written: REASON" after; a crash in between makes resume
+  run it again, so it must be idempotent.
 - ``after_run(view)``: once a run (new, resume or retry) has ended, stopped or not, in a worker
   thread, before the summary: for what no single image says (jobs that failed, jobs a cost
   cap held back, a record of the whole run). Also idempotent: every run of the session calls
@@ -38,6 +40,7 @@ _MODULES: dict[str, str] = {
     "combos": "imagegen.sources.combos",
     "shots": "imagegen.sources.shots",
     "chapters": "imagegen.sources.chapters.source",
+    "specs": "imagegen.sources.specs.source",
 }
 NAMES: tuple[str, ...] = tuple(_MODULES)
 
@@ -45,12 +48,18 @@ NAMES: tuple[str, ...] = tuple(_MODULES)
 @dataclass(frozen=True, slots=True)
 class RunDefaults:
     """What planning takes from the run options: the provider and the image settings asked
-    for (a source may override aspect or quality per job where its inputs say so)."""
+    for (a source may override aspect or quality per job where its inputs say so).
+
+    ``chosen`` names the options the user typed (of "provider", "model", "quality",
+    "aspect"): a source whose inputs carry their own defaults (an input file's provider) lets
+    a typed option win and its own default win over an untyped one.
+    """
 
     provider: ProviderInfo
     model: str
     quality: str
     aspect: str
+    chosen: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +69,12 @@ class Plan:
     ``config`` is the source's part of the session config (its selection; compared to find an
     unfinished twin session, except keys starting with ``planning_``, which record what planning
     spent). ``header`` are the progress display's lines under the session id, ``facts`` the
-    contact sheet's (label, value) pairs, ``describe`` a one-line summary, ``notes`` lines
-    ``--dry-run`` prints under its table. ``planning_usd`` is what planning spent (USD), or in a
-    dry run would spend; it counts against ``--max-cost``.
+    contact sheet's (label, value) pairs, ``describe`` a one-line summary. ``notes`` are
+    paragraphs to read before anything is paid (a default that could not be honoured, an
+    earlier image to be recorded without a call, what happens to each chapter): shown by
+    ``--dry-run`` and when the run starts. ``planning_usd`` is what planning spent (USD), or
+    in a dry run would spend; it counts against ``--max-cost``. A plan may have no jobs:
+    nothing is started then.
 
     ``complete``, when set, is paid work that finishes the plan (a text model writing prompts,
     say): it runs after every check has passed and before the session is created, never on

@@ -316,22 +316,25 @@ def _notes(
     estimate: float,
     settings: ImageSettings,
 ) -> tuple[str, ...]:
-    lines: list[str] = []
+    """The plan's notes: one per episode (a line per chapter under it), the prompts to write,
+    and the episode cap."""
+    notes: list[str] = []
     for p in planned:
-        lines.append(f"Episode {p.episode.episode_id} ({p.folder}):")
+        lines = [f"Episode {p.episode.episode_id} ({p.folder}):"]
         lines += [f"  {line}" for line in plan_lines(p.plan)]
         if p.read.problem:
             lines.append(f"  {p.read.problem}")
         for what, ids in (("adopted", p.fixed.adopted), ("dropped", p.fixed.dropped)):
             if ids:
                 lines.append(f"  manifest entries {what} to match the disk: {', '.join(ids)}")
+        notes.append("\n".join(lines))
     if tasks or cached:
-        lines.append(
+        notes.append(
             f"Image prompts: {len(tasks)} to be written by {template.model} "
             f"(about ${estimate:.4f}), {cached} from the cache"
         )
-    lines.append(
+    notes.append(
         f"Each episode stops before an image would take it past "
         f"${settings.max_episode_cost_usd:.2f} (max_episode_cost_usd)"
     )
-    return tuple(lines)
+    return tuple(notes)

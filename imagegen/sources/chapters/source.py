@@ -36,7 +36,7 @@ class ChaptersSource:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         # Video frames: 16:9 at 2K, the smallest Gemini tier at least 1920 wide (2752x1536),
         # priced as 1K (settings.py). --quality and --aspect still choose.
-        parser.set_defaults(quality="2K", aspect="16:9")
+        parser.set_defaults(default_quality="2K", default_aspect="16:9")
         sel = parser.add_argument_group("what to generate (chapter images)")
         sel.add_argument(
             "episodes",
@@ -83,6 +83,11 @@ class ChaptersSource:
     def plan(self, args: argparse.Namespace, defaults: RunDefaults) -> Plan:
         if args.chapter is not None and not args.chapter.strip():
             raise InputError("--chapter needs a chapter id, such as ch03")
+        if args.variants > 1:  # the manifest names one image per chapter: images/{id}.png
+            raise InputError(
+                "chapters make one image per chapter (images/ID.png): --variants is not "
+                "supported here; remake one with --chapter ID"
+            )
         return plan_batch(args, defaults, os.environ)
 
 
