@@ -416,6 +416,16 @@ def test_a_malformed_chapters_json_is_one_line_exit_2_and_nothing_is_written(
     assert not (root / ep / "images").exists() and not (root / "bad" / "images").exists()
 
 
+def test_variants_are_refused_one_image_per_chapter(
+    root: Path, ep: Path, emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run(capsys, str(ep), "--variants", "2")
+    assert r.code == 2
+    assert "--variants is not supported" in r.err and "--chapter ID" in r.err
+    assert emu.requests == 0
+    assert not (root / SESSIONS).exists() and not (root / ep / "images").exists()
+
+
 def test_a_dry_run_shows_each_chapters_fate_and_writes_nothing(
     root: Path, ep: Path, emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

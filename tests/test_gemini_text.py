@@ -69,6 +69,17 @@ async def test_scripted_words_are_returned_as_written(
 
 
 @pytest.mark.asyncio
+async def test_the_on_request_hook_sees_a_text_request_before_it_is_answered(
+    emu: Emulator, writer: GeminiTextWriter
+) -> None:
+    seen: list[tuple[str, int]] = []
+    emu.on_request = lambda prompt: seen.append((prompt, sum(emu.written.values())))
+    await write(writer, "a hooked request")
+    assert seen == [("a hooked request", 0)]  # in flight: not answered, not counted yet
+    assert emu.written == {"a hooked request": 1}
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("outcome", "error", "reason"),
     [

@@ -236,6 +236,46 @@ def test_a_dry_run_shows_notes_and_planning_cost_without_completing(
     assert completing.completed == 0
 
 
+def test_variants_are_priced_per_call_and_survive_the_plans_completion(
+    completing: Completing, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--variants N: the paid job makes N candidates (priced N times), the drawn one makes
+    one; a plan finished by Plan.complete keeps them."""
+    import orjson
+
+    from imagegen import journal as journal_mod
+    from imagegen.cli.options import source_parser
+    from imagegen.cli.verbs import start
+
+    shown = ["--dry-run", "--offline", "--variants", "2"]
+    assert start("fake", source_parser("fake").parse_args([*shown, "--json"]), Console()) == 0
+    rows = {row["id"]: row for row in orjson.loads(capsys.readouterr().out)["jobs"]}
+    assert rows["001"]["price_usd"] == 0.0
+    assert rows["002"]["price_usd"] == pytest.approx(2 * 0.134)
+    assert start("fake", source_parser("fake").parse_args(shown), Console(width=200)) == 0
+    out = capsys.readouterr().out
+    assert "Estimated cost: $0.52 for 3 images (1 drawn locally, free)" in out
+    argv = ["--offline", "--offline-latency", "0", "--plain", "--variants", "2"]
+    assert start("fake", source_parser("fake").parse_args(argv), Console(quiet=True)) == 1
+    assert completing.completed == 1
+    (sid,) = journal_mod.list_sessions(tmp_path / "sessions")
+    state = journal_mod.load(tmp_path / "sessions", sid)
+    assert {i: js.job.variants for i, js in state.jobs.items()} == {"001": 1, "002": 2}
+    assert state.config["variants"] == 2
+
+
+def test_a_note_of_several_lines_reads_as_one_paragraph() -> None:
+    from imagegen.cli.dryrun import print_notes
+
+    console = Console(record=True, width=200)
+    print_notes(("Episode ep1 (ep1):\n  ch01  generate  new", "one line"), console)
+    assert console.export_text().splitlines() == [
+        "Note: Episode ep1 (ep1):",
+        "        ch01  generate  new",
+        "Note: one line",
+    ]
+
+
 def test_completion_runs_once_after_the_checks_and_its_cost_is_the_sessions(
     completing: Completing, tmp_path: Path
 ) -> None:
