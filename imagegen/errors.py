@@ -11,6 +11,7 @@
         ├── BadRequest        HTTP 400 (and other 4xx): this request will never succeed
         ├── NoImage           HTTP 200 without an image: prompt blocked, finish reason, text only,
         │                     bytes that do not decode
+        ├── NoText            HTTP 200 from a text model without usable words: blocked, empty
         └── BatchStop         nothing should start any more: 403, invalid key, per-day quota,
                               unknown model id (404)
 
@@ -93,6 +94,17 @@ class NoImage(ProviderError):
     """
 
     kind = "no_image"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoText(ProviderError):
+    """HTTP 200 from a text model without usable text; ``reason`` is the block or finish
+    reason (or EMPTY). Like :class:`NoImage`, the same request gets the same answer."""
+
+    kind = "no_text"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)

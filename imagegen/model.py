@@ -49,6 +49,7 @@ ErrorKind: TypeAlias = Literal[
     "write_failed",
     "cancelled",
     "wrong_size",
+    "cost_cap",
 ]
 ERROR_KINDS: Final[tuple[str, ...]] = (
     "rate_limited",
@@ -61,6 +62,7 @@ ERROR_KINDS: Final[tuple[str, ...]] = (
     "write_failed",
     "cancelled",
     "wrong_size",
+    "cost_cap",
 )
 
 #: A JSON value as the journal stores it.
@@ -92,6 +94,8 @@ class Job:
     ``prompt_parts`` joined make the prompt; the journal stores each distinct part once per
     session. ``group`` is the contact sheet's (section, row, column) and ``title`` the line
     the progress display shows. ``labels`` are the source's own fields, kept in the journal.
+    ``cost_group`` names the spending cap the job counts against besides the run's budget
+    (the session config's ``cost_caps``, :mod:`imagegen.executors.budget`); None: no such cap.
     ``variants`` (1-4, ``--variants``) is how many candidates the job makes, each its own
     call and its own file (``NAME-v2.png``), all kept.
     """
@@ -110,6 +114,7 @@ class Job:
     provider: str = "gemini"
     replace: bool = False
     labels: tuple[tuple[str, JSON], ...] = ()
+    cost_group: str | None = None
     variants: int = 1
 
     @property

@@ -78,6 +78,8 @@ async def recover_interrupted(
 async def _settle_running(
     journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState, has_step: bool
 ) -> JobState:
+    """Adopt the image a crashed attempt wrote (its after-save step, if ``has_step``, then
+    pending too), or return the job to pending."""
     placement: Placement | None = None
     if state.output:
         planned = Path(state.output)
@@ -114,7 +116,8 @@ async def _settle_running(
                 placement.info.format, placement.info.width, placement.info.height, not note
             ),
             resume=None,
-            delivery="pending" if has_step else None,
+            # The step runs once the job's last variant is saved.
+            delivery="pending" if has_step and not more else None,
         ),
         Attempt(
             attempt=state.attempts,

@@ -14,16 +14,16 @@ import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from rich.console import Console
 
 from . import providers, sources
 from .errors import InputError, unwrap_group
-from .executors.budget import Budget
+from .executors.budget import Budget, group_caps
 from .executors.limiter import Limits, StartGate
-from .executors.pool import Runner, RunResult
+from .executors.pool import Runner, RunResult, session_view
 from .journal import Journal, current_owner
 from .model import JobState, SessionState, SessionUpdate
 from .outputs import Outputs
@@ -49,12 +49,15 @@ class Settings:
     live: bool = False
     max_cost: float | None = None
     fsync: bool = True
+    signals: bool = True  # Ctrl-C / SIGTERM handling; off when a caller's program owns them
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
     """The provider's key from its environment variables (in its SDK's order), or what its own
     ``read_credential`` finds; InputError naming them when none is set. Offline runs need
-    none."""
+    none, nor a provider that reads no key at all (one that draws locally): "" then."""
+    if not info.key_vars and info.read_credential is None:
+        return ""
     if offline:
         return OFFLINE_KEY
     if info.read_credential is not None:
@@ -122,6 +125,8 @@ async def run_session(
         console.print(
             f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}"
         )
+    for note in result.notes:
+        console.print(note)
     console.print(closing_line(journal, result))
     return result.exit_code
 
@@ -175,6 +180,7 @@ async def _run_jobs(
         if mode == "retry":
             todo = await prepare_retry(journal, job_ids)
         gate = StartGate(settings.limits)
+        seen = _thinking_seen(journal)
         runner = Runner(
             journal,
             provider,
@@ -183,12 +189,17 @@ async def _run_jobs(
             policy=settings.policy,
             timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
-            budget=_budget(journal, settings.max_cost),
+            budget=_budget(journal, settings.max_cost, seen, new=mode == "run"),
             outputs=outputs,
             after_save=_after_save,
             others=others,
             # Each image's thumbnails as it is saved: the report at the end only finds them.
             saved=functools.partial(prepare_thumbnails, journal.sessions_dir, journal.session_id),
+            caps=group_caps(
+                journal.state.config,
+                ((js.job.cost_group, js.cost_usd) for js in journal.state.jobs.values()),
+                seen[1],
+            ),
         )
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)
@@ -197,7 +208,8 @@ async def _run_jobs(
         )
         with display, unwrap_group():
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
+                if settings.signals:
+                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
                 try:
                     result = await runner.run(todo)
                 finally:
@@ -208,23 +220,56 @@ async def _run_jobs(
         await journal.update_session(
             SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
         )
-    return result
+        notes = await _after_run(journal, stop)
+    return replace(result, notes=notes)
 
 
-def _budget(journal: Journal, limit: float | None) -> Budget | None:
-    """The run's budget, knowing the dearest thinking any earlier call of the session used."""
-    if limit is None:
-        return None
-    budget = Budget(limit)
+async def _after_run(journal: Journal, stop_reason: str | None) -> tuple[str, ...]:
+    """Each source's end-of-run step (:data:`imagegen.sources.AfterRun`) and the lines it
+    gives the summary; a step that fails is a line too, never fatal: the images and the
+    journal are safe."""
+    notes: list[str] = []
+    names = dict.fromkeys(js.job.source for js in journal.state.jobs.values())
+    for name in names:
+        try:
+            step = sources.get(name).after_run
+        except InputError:  # a journal of a source this version does not have
+            continue
+        if step is None:
+            continue
+        view = session_view(journal, stop_reason)
+        try:
+            notes += await anyio.to_thread.run_sync(step, view)
+        except Exception as exc:
+            notes.append(f"{name}: not written: {type(exc).__name__}: {exc}")
+    return tuple(notes)
+
+
+def _thinking_seen(journal: Journal) -> tuple[int, float]:
+    """Calls of the session that reported their cost, and the dearest thinking (USD) of one."""
+    calls, seen = 0, 0.0
     for state in journal.state.jobs.values():
         job = state.job
         info = providers.get(job.provider)
+        if info.local:
+            continue
         price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
         for attempt in state.history:
             if attempt.outcome == "completed" and attempt.cost_usd is not None:
-                budget.settled_calls += 1
-                budget.thinking_seen = max(budget.thinking_seen, attempt.cost_usd - price)
-    return budget
+                calls += 1
+                seen = max(seen, attempt.cost_usd - price)
+    return calls, seen
+
+
+def _budget(
+    journal: Journal, limit: float | None, seen: tuple[int, float], *, new: bool
+) -> Budget | None:
+    """The run's budget, knowing the dearest thinking any earlier call of the session used.
+    A new session's first run starts with what planning spent (``planning_cost_usd``)."""
+    if limit is None:
+        return None
+    planning = float(journal.state.config.get("planning_cost_usd") or 0.0) if new else 0.0
+    return Budget(limit, spent=planning, settled_calls=seen[0], thinking_seen=seen[1])
 
 
 async def _watch_interrupts(runner: Runner, scope: anyio.CancelScope) -> None:
@@ -241,8 +286,15 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     """The last line of a run: what happened, counted from the journal, and what to do next."""
     sid = journal.session_id
     counts = journal.state.summary()
-    left = counts.unfinished
+    capped = sum(
+        1
+        for js in journal.state.jobs.values()
+        if js.status == "pending" and js.error_kind == "cost_cap"
+    )
+    left = counts.unfinished - capped
     pending = f"{left} job(s) still to run; " if left else ""
+    if capped:
+        pending += f"{capped} job(s) not started: their cost group reached its cap; "
     if result.stop_reason and result.stop_reason.startswith("budget"):
         return (
             f"Stopped at the budget: ${result.spent_usd or 0:.2f} spent, the next job would "
@@ -273,6 +325,8 @@ def closing_line(journal: Journal, result: RunResult) -> str:
         )
     if left:
         return f"{tally}; {pending}continue with: image-gen.sh --resume {sid}"
+    if capped:
+        return f"{tally}; {pending.removesuffix('; ')}. Journal: {journal.snapshot_path}"
     if skipped and not done:
         return (
             f"Nothing to make: all {skipped} jobs were already done (skipped, no cost). "

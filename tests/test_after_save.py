@@ -5,7 +5,6 @@ the closing line."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +16,12 @@ from imagegen import providers
 from imagegen.executors.limiter import Limits, StartGate
 from imagegen.executors.pool import Runner
 from imagegen.journal import Journal
-from imagegen.model import JSON, JobState, JobUpdate
+from imagegen.model import JobState, JobUpdate
 from imagegen.outputs import Outputs
 from imagegen.recovery import recover_interrupted
 from imagegen.retry import RetryPolicy
 from imagegen.session import closing_line
+from imagegen.sources import SessionView
 from imagegen.status import render_session, session_summary
 
 from .conftest import FakeProvider, Workspace, plan_combos, png_bytes
@@ -34,7 +34,7 @@ class Step:
         self.problem = problem
         self.seen: list[JobState] = []
 
-    def __call__(self, state: JobState, config: Mapping[str, JSON]) -> str | None:
+    def __call__(self, state: JobState, view: SessionView) -> str | None:
         self.seen.append(state)
         return self.problem
 
@@ -67,6 +67,47 @@ async def test_an_image_adopted_after_a_crash_gets_its_after_save_step(
     assert state.status == "completed" and state.history[-1].outcome == "adopted after a crash"
     assert state.delivery == "done"
     assert [s.id for s in step.seen] == [job.id]
+
+
+@pytest.mark.asyncio
+async def test_an_adopted_variant_that_is_not_the_last_leaves_the_step_for_the_last(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """The step records a job once, after its last candidate: an adopted first of two
+    variants leaves the job pending with no step pending, and the run's last variant runs it."""
+    (job,) = plan_combos(workspace, combos=("C-U-000",), catalogs=("v2.0",))
+    job = replace(job, variants=2)
+    step = Step()
+    provider = FakeProvider()
+    with journal_of(workspace, tmp_path / "sessions", [JobState(job)]) as journal:
+        outputs = Outputs(journal.session_id, tmp_path / "kept", fsync=False)
+        planned = outputs.plan(job, datetime.now(), 1)
+        async with journal.writing():
+            await journal.update(
+                job.id, JobUpdate(status="running", attempts=1, output=str(planned))
+            )
+        planned.parent.mkdir(parents=True, exist_ok=True)
+        outputs.temp_path(planned, job.id, 1).write_bytes(png_bytes(1024, 1024))
+        runner = Runner(
+            journal,
+            provider,
+            providers.get("gemini"),
+            StartGate(Limits(1, 0.0, 1000)),
+            policy=RetryPolicy(jitter=0.0),
+            outputs=outputs,
+            after_save=lambda _n: step,
+        )
+        async with journal.writing():
+            todo = await recover_interrupted(journal, outputs, providers.get, lambda _n: step)
+            adopted = journal.job(job.id)
+            assert todo == [job.id] and adopted.status == "pending"
+            assert adopted.delivery is None and len(adopted.variant_outputs) == 1
+            assert step.seen == []
+            await runner.run(todo)
+        state = journal.job(job.id)
+    assert sum(provider.calls.values()) == 1  # only the second variant
+    assert state.status == "completed" and len(state.variant_outputs) == 2
+    assert state.delivery == "done" and [s.id for s in step.seen] == [job.id]
 
 
 @pytest.mark.asyncio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -21,13 +22,25 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
-def _price(js: JobState) -> float:
-    """The job's price at its own provider's published prices (USD): one call per variant it
-    still has to make."""
+def _calls(js: JobState) -> int:
+    """The calls a job still has to make: one per variant not made yet."""
+    return max(0, js.job.variants - len(js.variant_outputs))
+
+
+def _call_price(js: JobState) -> float:
+    """One call's price at the job's own provider's published prices (USD)."""
     j = js.job
-    calls = max(0, j.variants - len(js.variant_outputs))
-    info = providers.get(j.provider)
-    return info.estimate(j.model, j.quality, j.aspect, len(j.references)) * calls
+    return providers.get(j.provider).estimate(j.model, j.quality, j.aspect, len(j.references))
+
+
+def _price(js: JobState) -> float:
+    """The job's price (USD): one call per variant it still has to make."""
+    return _call_price(js) * _calls(js)
+
+
+def _local(js: JobState) -> bool:
+    """A job its provider draws on this machine, free (no budget reservation)."""
+    return providers.get(js.job.provider).local
 
 
 def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
@@ -53,9 +66,18 @@ def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     ]
 
 
+def print_notes(notes: Sequence[str], console: Console) -> None:
+    """A plan's notes, each as ``Note: `` and its first line, any further lines under it."""
+    for note in notes:
+        first, *rest = note.splitlines() or [""]
+        console.print(f"Note: {first}", markup=False, highlight=False)
+        for line in rest:
+            console.print(f"      {line}", markup=False, highlight=False)
+
+
 def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_json: bool) -> None:
-    """The jobs and their estimated cost at their providers' published prices, and the
-    plan's notes; nothing is written."""
+    """The jobs and their estimated cost at their providers' published prices (with what
+    planning would spend, ``plan.planning_usd``), and the plan's notes; nothing is written."""
     rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
     total = sum(_price(js) for js in to_run)
@@ -65,6 +87,7 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
                 {
                     "describe": plan.describe,
                     "total_usd": round(total, 6),
+                    "planning_usd": plan.planning_usd,
                     "notes": list(plan.notes),
                     "jobs": rows,
                 },
@@ -73,8 +96,7 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
             + "\n"
         )
         return
-    for note in plan.notes:
-        console.print(f"Note: {note}", markup=False, highlight=False)
+    print_notes(plan.notes, console)
     if len(rows) > FULL_ROWS:
         sections: Counter[str] = Counter()
         costs: dict[str, float] = {}
@@ -112,8 +134,11 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
     if len(rows) > FULL_ROWS:
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
-    first = to_run[0].job if to_run else None
-    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in to_run))
+    local = sum(js.job.variants for js in to_run if _local(js))
+    paid = [js for js in to_run if not _local(js)]
+    shown = paid or to_run  # the paid jobs name the prices; drawn ones are counted apart
+    first = shown[0].job if shown else None
+    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in shown))
     if len(used) == 1 and first is not None:
         where = f" at {first.quality} ({first.provider} {first.model}, "
     else:
@@ -121,21 +146,21 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
     as_of = ", ".join(dict.fromkeys(providers.get(p).prices_as_of for p, _ in used)) or "today"
     images = sum(js.job.variants for js in to_run)
     console.print(
-        f"Estimated cost: ${total:.2f} for {images} images{where}published prices of "
-        f"{as_of}, before thinking tokens)"
+        f"Estimated cost: ${total + plan.planning_usd:.2f} for {images} images"
+        + (f" ({local} drawn locally, free)" if local else "")
+        + f"{where}published prices of {as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
-        budget = Budget(max_cost)
-        # Each call reserves its own price and the thinking allowance: N per job of N variants.
-        held = [
-            js.job.variants * budget.reservation(_price(js) / max(1, js.job.variants))
-            for js in to_run
-        ]
-        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
+        budget = Budget(max_cost, spent=plan.planning_usd)
+        # Each call reserves its own price and the thinking allowance: N per job of N
+        # variants; a job drawn locally reserves nothing.
+        held = [_calls(js) * budget.reservation(_call_price(js)) for js in paid]
+        room = max_cost - plan.planning_usd
+        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(
             f"Budget ${max_cost:.2f} covers {covered} (each job reserves its price + an "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import providers, sources
-from ..errors import EXIT_USAGE
+from ..errors import EXIT_USAGE, InputError
 from ..providers.vertex import vertex_by_default
 
 QUALITIES = ("1K", "2K", "4K")
@@ -30,9 +30,14 @@ DEFAULT_ASPECT = "1:1"
 
 class Parser(argparse.ArgumentParser):
     """argparse, with an error as one line naming the option and the fix (README, "Exit
-    codes": 2), not the usage block first."""
+    codes": 2), not the usage block first. With ``raising``, the error is an InputError
+    instead (a library call must not exit the caller's program)."""
+
+    raising = False
 
     def error(self, message: str) -> NoReturn:
+        if self.raising:
+            raise InputError(f"{message} (see {self.prog} --help)")
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -104,7 +109,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
     ``--provider`` defaults to gemini, or to vertex when the google-genai SDK's own switch
     ``GOOGLE_GENAI_USE_VERTEXAI`` (or ``GOOGLE_GENAI_USE_ENTERPRISE``) says so. The pool limits
-    default to the provider's own (:class:`~imagegen.providers.PoolDefaults`)."""
+    default to the provider's own (:class:`~imagegen.providers.PoolDefaults`). A source may
+    set its own default size tier and aspect first, in its ``add_arguments``
+    (``parser.set_defaults(default_quality=..., default_aspect=...)``): an untyped
+    ``--quality`` or ``--aspect`` then means the source's, not the project's."""
+    tier = parser.get_default("default_quality") or DEFAULT_QUALITY
+    ratio = parser.get_default("default_aspect") or DEFAULT_ASPECT
+    parser.set_defaults(default_quality=tier, default_aspect=ratio)
     gen = parser.add_argument_group("images")
     # No argparse defaults for these four: a source with defaults of its own (an input file's
     # provider) must know which ones the user typed. verbs.start fills in the defaults.
@@ -114,8 +125,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="who makes the images (gemini; vertex when GOOGLE_GENAI_USE_VERTEXAI is true)",
     )
     gen.add_argument("--model", help="model id (default: the provider's first, README)")
-    gen.add_argument("--quality", type=quality, help=f"size tier 1K, 2K or 4K ({DEFAULT_QUALITY})")
-    gen.add_argument("--aspect", type=aspect, help=f"aspect ratio, e.g. 16:9 ({DEFAULT_ASPECT})")
+    gen.add_argument("--quality", type=quality, help=f"size tier 1K, 2K or 4K ({tier})")
+    gen.add_argument("--aspect", type=aspect, help=f"aspect ratio, e.g. 16:9 ({ratio})")
     gen.add_argument(
         "--variants",
         type=positive_int("--variants", 1, 4),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from ..recovery import parse_job_ids
 from ..retry import RetryPolicy, load_policy
 from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
-from .dryrun import print_dry_run
-from .options import DEFAULT_ASPECT, DEFAULT_QUALITY, default_provider
+from .dryrun import print_dry_run, print_notes
+from .options import default_provider
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
 RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
@@ -61,11 +61,19 @@ def parse_job_list(text: str | None) -> list[str]:
 
 
 def check_capabilities(jobs: Sequence[JobState]) -> None:
-    """Refuse, before anything is paid, what each job's provider cannot do (sizes, ratios,
+    """Refuse, before anything is paid, what each job's own provider cannot do (sizes, ratios,
     the number of reference images); one line naming the job and the fix."""
     for js in jobs:
-        job = js.job
-        info = providers.get(job.provider)
+        _check_job(js, providers.get(js.job.provider))
+
+
+def _check_job(js: JobState, info: ProviderInfo) -> None:
+    job = js.job
+    if info.validate is not None:
+        problem = info.validate(job.model, job.quality, job.aspect)
+        if problem is not None:
+            raise InputError(f"{job.title}: {problem}")
+    else:
         if job.quality not in info.qualities:
             raise InputError(
                 f"{info.name} cannot make {job.quality} images ({job.title}); use --quality "
@@ -76,12 +84,12 @@ def check_capabilities(jobs: Sequence[JobState]) -> None:
                 f"{info.name} does not support aspect {job.aspect} ({job.title}, "
                 f"{job.prompt_file}); use one of {', '.join(info.aspects)}"
             )
-        if len(job.references) > info.max_references:
-            folder = Path(job.references[0]).parent if job.references else job.prompt_file
-            raise InputError(
-                f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
-                f"most {info.max_references}; remove some from {folder}"
-            )
+    if len(job.references) > info.max_references:
+        folder = Path(job.references[0]).parent if job.references else job.prompt_file
+        raise InputError(
+            f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
+            f"most {info.max_references}; remove some from {folder}"
+        )
 
 
 def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str, Any]:
@@ -119,17 +127,132 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
 
 def _unfinished_twin(sessions_dir: Path, config: dict[str, JSON]) -> str | None:
     """An unfinished session planned from the same selection (seed 003, "Notes": "Always check
-    session log before starting new batch")."""
-    wanted = {k: v for k, v in config.items() if k not in RUN_KEYS}
+    session log before starting new batch"). Keys starting with ``planning_`` record what
+    planning spent, not what is made: ignored too."""
+
+    def selection(cfg: dict[str, JSON]) -> dict[str, JSON]:
+        return {k: v for k, v in cfg.items() if k not in RUN_KEYS and not k.startswith("planning_")}
+
+    wanted = selection(config)
     for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
         try:
             state = journal_mod.load(sessions_dir, session_id)
         except InputError:
             continue
-        theirs = {k: v for k, v in state.config.items() if k not in RUN_KEYS}
-        if theirs == wanted and state.summary().unfinished:
+        if selection(state.config) == wanted and state.summary().unfinished:
             return session_id
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new session ready to be created: its finished plan, config, run settings and keys."""
+
+    plan: Plan
+    config: dict[str, JSON]
+    settings: Settings
+    keys: dict[str, str]
+
+
+def run_defaults(args: argparse.Namespace) -> RunDefaults:
+    """What the run options ask planning for: each typed option, else the source's default
+    (``default_quality``, ``default_aspect``), else the project's; and which were typed."""
+    chosen = frozenset(
+        name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
+    )
+    info = providers.get(args.provider or default_provider())
+    return RunDefaults(
+        info,
+        args.model or info.default_model,
+        args.quality or args.default_quality,
+        args.aspect or args.default_aspect,
+        chosen,
+    )
+
+
+def plan_new(source_name: str, args: argparse.Namespace) -> tuple[Plan, ProviderInfo]:
+    """A source's plan for ``args`` (with ``--variants``), each job checked against its own
+    provider, and the ``--provider`` default it was planned with; nothing written, nothing
+    paid. Raises InputError naming the bad input."""
+    defaults = run_defaults(args)
+    plan = _varied(sources.get(source_name).plan(args, defaults), args.variants)
+    check_capabilities(plan.jobs)
+    return plan, defaults.provider
+
+
+def _varied(plan: Plan, variants: int) -> Plan:
+    """``--variants N``: N candidates for each job that makes an image with a paid call (a
+    skipped job makes none; a provider drawing locally would draw the same image N times).
+    Idempotent: a completed plan (``Plan.complete``) gets them again."""
+    if variants == 1:
+        return plan
+    suffix = f", {variants} variants each"
+    return replace(
+        plan,
+        jobs=tuple(
+            js
+            if js.status == "skipped" or providers.get(js.job.provider).local
+            else replace(js, job=replace(js.job, variants=variants))
+            for js in plan.jobs
+        ),
+        describe=plan.describe if plan.describe.endswith(suffix) else plan.describe + suffix,
+    )
+
+
+def _used(info: ProviderInfo, plan: Plan) -> list[str]:
+    """The providers a new session opens: the session's own first (``--provider`` when a job
+    uses it, else the first one its jobs name), then every other its jobs name."""
+    used = provider_names(info.name, plan.jobs)
+    if not any(js.job.provider == info.name for js in plan.jobs):
+        used = used[1:]  # --provider's default, which no job uses: no key needed for it
+    return used
+
+
+def _config(
+    source_name: str, args: argparse.Namespace, plan: Plan, info: ProviderInfo
+) -> dict[str, JSON]:
+    defaults = run_defaults(args)
+    used = _used(info, plan)
+    main = providers.get(used[0])
+    return {
+        **plan.config,
+        "quality": defaults.quality,
+        "aspect": defaults.aspect,
+        "model": defaults.model
+        if main.name == info.name
+        else next(js.job.model for js in plan.jobs if js.job.provider == main.name),
+        "provider": main.name,
+        "source": source_name,
+        "header": list(plan.header),
+        "facts": [list(f) for f in plan.facts],
+        "variants": args.variants,
+        **_limits(args, [providers.get(name) for name in used]),
+    }
+
+
+def prepare_new(
+    source_name: str,
+    args: argparse.Namespace,
+    plan: Plan,
+    info: ProviderInfo,
+    *,
+    single: bool = False,
+) -> Prepared:
+    """Everything a new session with jobs needs, refused before anything is written: every
+    provider's key, an unfinished twin session; then the plan's paid completion
+    (``Plan.complete``)."""
+    config = _config(source_name, args, plan, info)
+    settings = settings_from(args, config)
+    keys = keys_for(_used(info, plan), settings.offline)  # before writing
+    if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
+        raise InputError(
+            f"session {twin} has the same selection and is unfinished: continue it with "
+            f"--resume {twin}, or pass --new to start another"
+        )
+    if plan.complete is not None:
+        plan = _varied(plan.complete(), args.variants)
+        config = _config(source_name, args, plan, info)
+    return Prepared(plan, config, settings, keys)
 
 
 def start(
@@ -141,62 +264,34 @@ def start(
     when a job uses it, else the first one its jobs name; every provider named is opened and
     its key read before anything is written.
     """
-    source = sources.get(source_name)
-    chosen = frozenset(
-        name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
-    )
-    info = providers.get(args.provider or default_provider())
-    quality, aspect = args.quality or DEFAULT_QUALITY, args.aspect or DEFAULT_ASPECT
-    defaults = RunDefaults(info, args.model or info.default_model, quality, aspect, chosen)
-    plan = source.plan(args, defaults)
-    if args.variants > 1:
-        plan = replace(
-            plan,
-            jobs=tuple(
-                js
-                if js.status == "skipped"
-                else replace(js, job=replace(js.job, variants=args.variants))
-                for js in plan.jobs
-            ),
-            describe=f"{plan.describe}, {args.variants} variants each",
-        )
-    check_capabilities(plan.jobs)
+    plan, info = plan_new(source_name, args)
     if not plan.jobs:
-        for note in plan.notes:
-            console.print(f"Note: {note}", markup=False, highlight=False)
+        print_notes(plan.notes, console)
         console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
         return 0
     if args.dry_run:
         print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
         return 0
-    used = provider_names(info.name, plan.jobs)
-    if not any(js.job.provider == info.name for js in plan.jobs):
-        used = used[1:]  # --provider's default, which no job uses: no key needed for it
-    main = providers.get(used[0])
-    config: dict[str, JSON] = {
-        **plan.config,
-        "quality": quality,
-        "aspect": aspect,
-        "model": defaults.model
-        if main.name == info.name
-        else next(js.job.model for js in plan.jobs if js.job.provider == main.name),
-        "provider": main.name,
-        "source": source_name,
-        "header": list(plan.header),
-        "facts": [list(f) for f in plan.facts],
-        "variants": args.variants,
-        **_limits(args, [providers.get(name) for name in used]),
-    }
-    settings = settings_from(args, config)
-    keys = keys_for(used, settings.offline)  # before writing
-    if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
-        raise InputError(
-            f"session {twin} has the same selection and is unfinished: continue it with "
-            f"--resume {twin}, or pass --new to start another"
+    ready = prepare_new(source_name, args, plan, info, single=single)
+    print_notes(ready.plan.notes, console)
+    return _create_and_run(
+        args.sessions_dir, ready.config, ready.plan, ready.settings, ready.keys, console
+    )
+
+
+def create_session(
+    sessions_dir: Path, config: dict[str, JSON], plan: Plan, parent: Journal | None = None
+) -> Journal:
+    """Create the session (its journal, holding its lock); InputError if it cannot be."""
+    try:
+        return Journal.create(
+            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
         )
-    for note in plan.notes:
-        console.print(f"Note: {note}", markup=False, highlight=False)
-    return _create_and_run(args.sessions_dir, config, plan, settings, keys, console)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
+            "writable --sessions-dir (nothing was started)"
+        ) from exc
 
 
 def _create_and_run(
@@ -208,15 +303,7 @@ def _create_and_run(
     console: Console,
     parent: Journal | None = None,
 ) -> int:
-    try:
-        journal = Journal.create(
-            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
-        )
-    except OSError as exc:
-        raise InputError(
-            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
-            "writable --sessions-dir (nothing was started)"
-        ) from exc
+    journal = create_session(sessions_dir, config, plan, parent)
     with journal:
         if parent is not None:
             anyio.run(_link_child, parent, journal.session_id)
@@ -298,7 +385,11 @@ def upgrade_jobs(
     reproduce it. Outputs land where the parent's did, named with the new quality. Raises
     InputError if none completed or a picked variant does not exist.
     """
-    picked = [js for js in parent if js.status == "completed" and js.output]
+    picked = [
+        js
+        for js in parent
+        if js.status == "completed" and js.output and not providers.get(js.job.provider).local
+    ]  # a drawn placeholder has nothing to upgrade
     if chosen:
         missing = [js.id for js in parent if js.id in chosen and js not in picked]
         if missing:

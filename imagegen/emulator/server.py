@@ -49,7 +49,8 @@ class Emulator:
     stats.
 
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
-    (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
+    (Counter of successful image answers by prompt text), ``written`` (the same for text
+    models' answers: a request to a text model gets words), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
     (the last parsed request body), ``last_request_path``. Set ``log_requests`` to print one
     line per request to stderr. Set ``on_request`` to a function of the prompt text to run it
@@ -85,6 +86,7 @@ class Emulator:
         self._in_flight = 0
         self._max_in_flight = 0
         self._generated: Counter[str] = Counter()
+        self._written: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
         self._last_path: str | None = None
@@ -172,6 +174,12 @@ class Emulator:
     def generated(self) -> Counter[str]:
         with self._lock:
             return Counter(self._generated)
+
+    @property
+    def written(self) -> Counter[str]:
+        """Text answers sent by text models, by request text."""
+        with self._lock:
+            return Counter(self._written)
 
     @property
     def max_in_flight(self) -> int:
@@ -275,8 +283,7 @@ class Emulator:
             self._sleep(outcome.seconds)
         # Counted after the latency and before the answer leaves, as a service bills the work:
         # a client that has read the answer always finds it counted.
-        if reply.generated:
-            self._count_generated(request.text)
+        self._count(reply, request.text)
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
 
     def _generate(
@@ -305,14 +312,16 @@ class Emulator:
         reply = vertex.answer(request, outcome, route, credential) if route is not None else None
         return request, outcome, reply or answers.answer(request, outcome, self.render)
 
-    def _count_generated(self, text: str) -> None:
-        with self._lock:
-            self._generated[text] += 1
+    def _count(self, reply: answers.Answer, text: str) -> None:
+        """Count an answer that carries work: an image (``generated``) or a text model's
+        words (``written``)."""
+        if reply.generated or reply.written:
+            with self._lock:
+                (self._generated if reply.generated else self._written)[text] += 1
 
     def _batch_answer(self, model: str, raw: dict[str, Any], at: float) -> answers.Answer:
         request, _, reply = self._generate(model, raw, at)
-        if reply.generated:
-            self._count_generated(request.text)
+        self._count(reply, request.text)
         return reply
 
     def _check_key(self, handler: Handler, url: SplitResult) -> None:

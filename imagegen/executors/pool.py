@@ -2,10 +2,13 @@
 
 One task group owns the workers; job ids flow to them through a bounded memory stream. A job
 waits for a call slot (``Limits.concurrency``) and a start turn (spacing, per-minute cap,
-pool-wide pause), then calls the provider under the retry policy (:mod:`imagegen.retry`).
+pool-wide pause), holds its share of the run's budget and of its cost group's cap
+(:mod:`.budget`; a group at its cap stops, the others go on), then calls the provider under
+the retry policy (:mod:`imagegen.retry`). A job of a local provider (one that draws on this
+machine for free) skips the slot, the turn, the budget and the circuit breaker.
 Every status change is in the journal before the step that depends on it: ``running`` (with
 the planned output path) before the call, ``completed`` only after the image file is on disk,
-and the source's after-save step only after that.
+and the source's after-save step only after that (one step at a time per session).
 
 A paid image is never thrown away: if it cannot be saved where it belongs it is kept in the
 spool, the journal says where, and nothing new starts (the destination is broken for every
@@ -42,8 +45,8 @@ from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
-from ..sources import AfterSave
-from .budget import Budget
+from ..sources import AfterSave, SessionView
+from .budget import Budget, GroupCaps
 from .limiter import Clock, Sleep, StartGate
 
 
@@ -58,6 +61,7 @@ class RunResult:
     stop_reason: str | None
     spent_usd: float | None = None  # this run's spending, when it ran under a budget
     unrecorded: int = 0  # images saved whose source's after-save step did not succeed
+    notes: tuple[str, ...] = ()  # lines the sources' end-of-run steps give the summary
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +90,15 @@ class _Stopped(Exception):
     """The batch stopped before this job's next attempt could start."""
 
 
+class _Capped(Exception):
+    """The job's cost group reached its ceiling: the job (and the rest of its group) waits."""
+
+    def __init__(self, group: str, limit: float) -> None:
+        super().__init__(
+            f"cost cap of {group} reached (${limit:.2f}): not started, so as not to pass it"
+        )
+
+
 class _Unreadable(Exception):
     """A reference image of the job cannot be read (it changed since planning)."""
 
@@ -110,6 +123,7 @@ class Runner:
     gives the source's after-save step (or None). ``saved(image, references)`` is called in a
     worker thread once each image is saved and journaled (the contact sheet makes its
     thumbnails then: :func:`imagegen.report.prepare_thumbnails`); it must not raise.
+    ``budget`` is the run's ceiling and ``caps`` the cost groups' (:mod:`.budget`).
     """
 
     def __init__(
@@ -130,6 +144,7 @@ class Runner:
         after_save: Callable[[str], AfterSave | None] | None = None,
         others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
         saved: Callable[[Path, Sequence[str]], None] | None = None,
+        caps: GroupCaps | None = None,
     ) -> None:
         self.journal = journal
         self._providers = {info.name: (provider, info), **(others or {})}
@@ -141,6 +156,7 @@ class Runner:
         self.notify = notify or (lambda _line: None)
         self.view = PoolView({}, [], started=clock())
         self.budget = budget
+        self.caps = caps or GroupCaps()
         self.references = references or ReferenceCache()
         self.outputs = outputs or Outputs(
             journal.session_id, journal.sessions_dir / f"{journal.session_id}-kept"
@@ -152,6 +168,7 @@ class Runner:
         self.interrupted = False
         self.fatal: JournalError | None = None
         self._settled = anyio.Event()
+        self._delivering = anyio.Lock()
 
     def stop(self, reason: str) -> None:
         """Start nothing new; calls in flight finish and are recorded."""
@@ -275,6 +292,16 @@ class Runner:
         except _Stopped:
             await self.journal.update(job_id, JobUpdate(status="pending", output=kept_output))
             return False
+        except _Capped as exc:
+            self.view.in_flight.pop(job_id, None)
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="pending", output=kept_output, error=str(exc), error_kind="cost_cap"
+                ),
+            )
+            self._finished(f"⊘ {label} → {exc}")
+            return False
         except _Unreadable as exc:
             await self.journal.update(
                 job_id,
@@ -323,6 +350,13 @@ class Runner:
         raise AssertionError("unreachable: a shielded scope does not swallow")  # for mypy
 
     async def _attempt(self, job_id: str, request: ImageRequest) -> tuple[Generation, Path, float]:
+        provider, info = self._providers[self.journal.job(job_id).job.provider]
+        if info.local:  # drawn on this machine: no call slot, start turn, budget or breaker
+            if self.stop_reason:
+                raise _Stopped
+            if not request.references and self.journal.job(job_id).job.references:
+                request = replace(request, references=await self._references(job_id))
+            return await self._call(job_id, request, provider, info, ())
         async with self.gate.slots:
             if self.stop_reason:
                 raise _Stopped
@@ -339,59 +373,97 @@ class Runner:
                 await self._settled.wait()
             if self.stop_reason:
                 raise _Stopped
-            state = self.journal.job(job_id)
-            job = state.job
-            provider, info = self._providers[job.provider]
+            job = self.journal.job(job_id).job
             price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
-            held = 0.0
+            holds = await self._reserve_group(job.cost_group, price)
             if self.budget is not None:
                 held = self.budget.reservation(price)
                 if not self.budget.reserve(held):
+                    for budget, amount in holds:
+                        budget.settle(amount, 0.0)
                     self.stop(f"budget reached (--max-cost ${self.budget.limit:.2f})")
                     raise _Stopped
-            attempt = state.attempts + 1
-            planned = self.outputs.plan(job, datetime.now(), len(state.variant_outputs) + 1)
-            cost, billed = 0.0, False
+                holds = (*holds, (self.budget, held))
+            return await self._call(job_id, request, provider, info, holds)
+
+    async def _reserve_group(
+        self, group: str | None, price: float
+    ) -> tuple[tuple[Budget, float], ...]:
+        """Hold the job's share of its cost group's ceiling, or raise _Capped (the group
+        stops). Waits for the group's calls in flight first when they leave no room: their
+        real cost decides whether the next one fits."""
+        cap = self.caps.get(group)
+        if cap is None or group is None:
+            return ()
+        while True:
+            if group in self.caps.stopped:
+                raise _Capped(group, cap.limit)
+            held = cap.reservation(price)
+            if cap.reserve(held):
+                return ((cap, held),)
+            if not cap.in_flight:
+                self.caps.stopped.add(group)
+                self.notify(f"cost cap reached for {group} (${cap.limit:.2f}): it stops here")
+                raise _Capped(group, cap.limit)
+            await self._settled.wait()
+
+    async def _call(
+        self,
+        job_id: str,
+        request: ImageRequest,
+        provider: ImageProvider,
+        info: ProviderInfo,
+        holds: tuple[tuple[Budget, float], ...],
+    ) -> tuple[Generation, Path, float]:
+        state = self.journal.job(job_id)
+        job = state.job
+        price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
+        attempt = state.attempts + 1
+        planned = self.outputs.plan(job, datetime.now(), len(state.variant_outputs) + 1)
+        cost, billed = 0.0, False
+        try:
+            await self._check_destination(
+                planned, info.pixel_size(job.model, job.quality, job.aspect)
+            )
+            await self.journal.update(
+                job_id,
+                JobUpdate(
+                    status="running", attempts=attempt, started=now_iso(), output=str(planned)
+                ),
+            )
+            self.view.in_flight[job_id] = attempt
+
+            async def checkpoint(token: str) -> None:
+                await self.journal.update(job_id, JobUpdate(resume=token))
+
+            request = replace(request, resume=self.journal.job(job_id).resume)
+            called = self.clock()
             try:
-                await self._check_destination(
-                    planned, info.pixel_size(job.model, job.quality, job.aspect)
-                )
-                await self.journal.update(
-                    job_id,
-                    JobUpdate(
-                        status="running", attempts=attempt, started=now_iso(), output=str(planned)
-                    ),
-                )
-                self.view.in_flight[job_id] = attempt
-
-                async def checkpoint(token: str) -> None:
-                    await self.journal.update(job_id, JobUpdate(resume=token))
-
-                request = replace(request, resume=self.journal.job(job_id).resume)
-                called = self.clock()
-                try:
-                    generation = await provider.generate(request, checkpoint)
-                except BatchStop as exc:
-                    self.stop(str(exc))  # before the slot is released: nothing new may start
-                    raise
-                except ProviderError as exc:
+                generation = await provider.generate(request, checkpoint)
+            except BatchStop as exc:
+                self.stop(str(exc))  # before the slot is released: nothing new may start
+                raise
+            except ProviderError as exc:
+                if not info.local:
                     await self._after_failure(exc)
-                    raise
+                raise
+            if not info.local:  # a local draw says nothing of the service or its pace
                 self.breaker.success()
                 self.view.durations.append(self.clock() - called)
-                cost = info.cost(
-                    job.model, job.quality, job.aspect, len(job.references), generation.usage
-                )
-                billed = True
-                return generation, planned, cost
-            except BaseException:
-                self.outputs.release(planned)
-                raise
-            finally:
-                if self.budget is not None:
-                    self.budget.settle(held, cost, price if billed else None)
-                    self._settled.set()
-                    self._settled = anyio.Event()
+            cost = info.cost(
+                job.model, job.quality, job.aspect, len(job.references), generation.usage
+            )
+            billed = True
+            return generation, planned, cost
+        except BaseException:
+            self.outputs.release(planned)
+            raise
+        finally:
+            if holds:
+                for budget, amount in holds:
+                    budget.settle(amount, cost, price if billed else None)
+                self._settled.set()
+                self._settled = anyio.Event()
 
     async def _references(self, job_id: str) -> tuple[Reference, ...]:
         paths = self.journal.job(job_id).job.references
@@ -526,7 +598,7 @@ class Runner:
         else:
             self._finished(f"✓ {label} → saved {placement.path.name}{which}{aside}")
         if step is not None:
-            await deliver(self.journal, updated, step)
+            await deliver(self.journal, updated, step, self._delivering)
         if self.saved is not None:
             await anyio.to_thread.run_sync(self.saved, placement.path, state.job.references)
         return more
@@ -627,15 +699,26 @@ class Runner:
         self.notify(line)
 
 
-async def deliver(journal: Journal, state: JobState, step: AfterSave) -> None:
-    """Run a source's after-save step for a completed job and journal how it went."""
-    try:
-        problem = await anyio.to_thread.run_sync(step, state, journal.state.config)
-    except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
-        problem = f"{type(exc).__name__}: {exc}"
-    await journal.update(
-        state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
-    )
+def session_view(journal: Journal, stop_reason: str | None = None) -> SessionView:
+    """A snapshot of the session for a source's step (a shallow copy: job states are frozen)."""
+    state = journal.state
+    return SessionView(state.session_id, state.config, dict(state.jobs), stop_reason)
+
+
+async def deliver(
+    journal: Journal, state: JobState, step: AfterSave, lock: anyio.Lock | None = None
+) -> None:
+    """Run a source's after-save step for a completed job and journal how it went. With
+    ``lock``, steps run one at a time, each seeing every change journaled before it."""
+    async with lock or contextlib.nullcontext():
+        view = session_view(journal)
+        try:
+            problem = await anyio.to_thread.run_sync(step, state, view)
+        except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
+            problem = f"{type(exc).__name__}: {exc}"
+        await journal.update(
+            state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
+        )
 
 
 def unrecorded(states: Iterable[JobState]) -> int:

@@ -58,6 +58,7 @@ PLAN_KEYS: Final = (
     "model",
     "provider",
     "replace",
+    "cost_group",
     "variants",
 )
 PROGRESS_KEYS: Final = (
@@ -140,6 +141,8 @@ def encode_plan(job: Job, texts: dict[str, str]) -> dict[str, JSON]:
         replace=job.replace,
         variants=job.variants,
     )
+    if job.cost_group is not None:  # absent otherwise: journals without caps stay as they were
+        out["cost_group"] = job.cost_group
     return out
 
 
@@ -228,6 +231,7 @@ def _decode_plan(d: dict[str, Any], texts: Mapping[str, str], where: _Where, job
         provider=_str(d, "provider", where, job_id),
         replace=bool(d.get("replace", False)),
         labels=tuple((k, v) for k, v in d.items() if k not in CORE_KEYS),
+        cost_group=_str(d, "cost_group", where, job_id, null=True),
         variants=_variants(d.get("variants", 1), where, job_id),
     )
 

@@ -53,11 +53,16 @@ class ProviderInfo:
     USD price of one image before the call; ``cost(..., usage)`` the USD billed after it.
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
-    read from, in the order the provider's SDK prefers them (and the ones redacted as secrets).
-    ``read_credential``, when set, replaces reading ``key_vars``: it returns what ``open`` needs
-    from the environment (a key, or "" when the provider authenticates otherwise, as Vertex does
-    with a project and Google's application-default credentials) and raises InputError naming
-    the variables to set.
+    read from, in the order the provider's SDK prefers them (and the ones redacted as secrets;
+    empty: the provider needs no key). ``read_credential``, when set, replaces reading
+    ``key_vars``: it returns what ``open`` needs from the environment (a key, or "" when the
+    provider authenticates otherwise, as Vertex does with a project and Google's
+    application-default credentials) and raises InputError naming the variables to set.
+    ``local`` marks a provider that makes its image on this machine for free (no network, no
+    rate limit): the runner gives its jobs no call slot, start turn or budget reservation.
+    ``validate(model, quality, aspect)``, when set, replaces the check against ``models``,
+    ``qualities`` and ``aspects`` (a provider whose sizes are not a fixed list): it returns what
+    is wrong, or None.
     """
 
     name: str
@@ -75,6 +80,8 @@ class ProviderInfo:
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
     read_credential: Callable[[], str] | None = None
+    local: bool = False
+    validate: Callable[[str, str, str], str | None] | None = None
 
     @property
     def default_model(self) -> str:
@@ -105,11 +112,18 @@ def _fal() -> ProviderInfo:
     return INFO
 
 
+def _placeholder() -> ProviderInfo:
+    from .placeholder import INFO
+
+    return INFO
+
+
 _LOADERS: dict[str, Callable[[], ProviderInfo]] = {
     "gemini": _gemini,
     "vertex": _vertex,
     "openai": _openai,
     "fal": _fal,
+    "placeholder": _placeholder,
 }
 REGISTRY: Mapping[str, Callable[[], ProviderInfo]] = _LOADERS
 

@@ -28,6 +28,7 @@ ERROR_LABELS = {
     "write_failed": "write failed",
     "cancelled": "cancelled",
     "wrong_size": "wrong size",
+    "cost_cap": "cost cap",
 }
 #: Longest prompt text a card carries (characters); the journal keeps the whole text.
 PROMPT_SHOWN = 20_000

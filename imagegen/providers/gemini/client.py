@@ -22,6 +22,10 @@ bodies differ in places: a 429 usually carries no RetryInfo, a per-day quota is 
 message (``..._per_day_...``), a 403 says BILLING_DISABLED or SERVICE_DISABLED in its ErrorInfo,
 a bad or missing OAuth token is a 401. All are mapped here (:func:`_map_api_error`).
 
+:class:`GeminiTextWriter` sends text-only requests to a text model through the same SDK, with
+the same error maps (HTTP 200 without usable words: NoText): a job source that has a text model
+write its prompts while planning uses it.
+
 Sources: ``shared/notes/gemini-api.md`` (error table, "Outcomes that are HTTP 200 but carry no
 image", SDK quirks), ``shared/notes/providers.md`` ("Vertex AI online") and the google-genai
 3.4.0 source (``_api_client.py``: base URLs, auth, ``models.py``: response converters), checked
@@ -55,12 +59,13 @@ from ...errors import (
     BatchStop,
     InputError,
     NoImage,
+    NoText,
     ProviderError,
     RateLimited,
     ServerError,
 )
 from ...images import probe, sniff
-from ..base import Checkpoint, Generation, ImageRequest, Usage
+from ..base import Checkpoint, Generation, ImageRequest, TextGeneration, Usage
 from . import pixel_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
@@ -183,49 +188,14 @@ class GeminiProvider:
         location: str | None = None,
         credentials: google.auth.credentials.Credentials | None = None,
     ) -> None:
-        key = (api_key or "").strip() or None
-        project = (project or "").strip() or None
-        if vertexai and not (key or project):
-            raise InputError(
-                "Vertex AI needs an API key (GOOGLE_API_KEY, express mode) or a project "
-                "(GOOGLE_CLOUD_PROJECT, with application-default credentials)"
-            )
-        if not vertexai and not key:
-            raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
-        self._api_key = key or ""
-        secrets.register(self._api_key)
-        # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its
-        # async path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
-        tls = _tls_context()
-        self._http = httpx2.AsyncClient(
-            verify=tls, timeout=None, follow_redirects=True, limits=KEEPALIVE
+        self._api_key, self._http, self._client = _sdk_client(
+            api_key,
+            base_url,
+            vertexai=vertexai,
+            project=project,
+            location=location,
+            credentials=credentials,
         )
-        options = types.HttpOptions(
-            api_version=VERTEX_API_VERSION if vertexai else API_VERSION,
-            # attempts=1: no SDK retries, and it also turns off the hidden aiohttp retry.
-            retry_options=types.HttpRetryOptions(attempts=1),
-            httpx_async_client=self._http,
-            # The SDK's unused sync client and live-API websocket would load the CA certificates
-            # twice more (~70 ms each, per client): hand them the shared context.
-            client_args={"verify": tls},
-            async_client_args={"ssl": tls},
-        )
-        if base_url:
-            options.base_url = base_url
-        if not vertexai:
-            # vertexai=False said outright: GOOGLE_GENAI_USE_VERTEXAI must not turn --provider
-            # gemini into Vertex behind the user's back.
-            self._client = genai.Client(vertexai=False, api_key=key, http_options=options)
-        elif key:
-            self._client = genai.Client(vertexai=True, api_key=key, http_options=options)
-        else:
-            self._client = genai.Client(
-                vertexai=True,
-                project=project,
-                location=(location or "").strip() or VERTEX_DEFAULT_LOCATION,
-                credentials=credentials,
-                http_options=options,
-            )
 
     async def generate(
         self, request: ImageRequest, checkpoint: Checkpoint | None = None
@@ -268,6 +238,149 @@ class GeminiProvider:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class GeminiTextWriter:
+    """Text generation with a Gemini text model (``gemini-2.5-flash``, ...), for prompts.
+
+    One long-lived SDK client, as :class:`GeminiProvider`; close it with :meth:`aclose` (or
+    ``async with``). ``base_url`` as there; ``timeout`` bounds each attempt (seconds). Raises
+    InputError for an empty key.
+    """
+
+    def __init__(self, api_key: str, *, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self._api_key, self._http, self._client = _sdk_client(api_key, base_url)
+        self.timeout = timeout
+
+    async def write(
+        self, instructions: str, *, model: str, max_tokens: int, temperature: float
+    ) -> TextGeneration:
+        """One attempt: ``instructions`` as a single user turn; the answer's text and usage.
+
+        Raises ProviderError subclasses as the image path does (AttemptTimeout after
+        :attr:`timeout` seconds), and NoText for a blocked prompt or an answer without words.
+        """
+        timeout = self.timeout
+        config = types.GenerateContentConfig(
+            response_modalities=["TEXT"],
+            max_output_tokens=max_tokens,
+            temperature=temperature,
+            http_options=types.HttpOptions(
+                timeout=math.ceil((timeout + SDK_TIMEOUT_MARGIN) * 1000)
+            ),
+        )
+        contents = [types.Content(role="user", parts=[types.Part.from_text(text=instructions)])]
+        try:
+            with anyio.fail_after(timeout):
+                response = await self._client.aio.models.generate_content(
+                    model=model, contents=contents, config=config
+                )
+        except TimeoutError as exc:
+            raise AttemptTimeout(f"no answer within {timeout:g} s") from exc
+        except Exception as exc:
+            mapped = map_error(exc, model=model, api_key=self._api_key)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return read_text(response)
+
+    async def aclose(self) -> None:
+        """Close the SDK clients and the connection pool."""
+        await self._client.aio.aclose()
+        self._client.close()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> GeminiTextWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def read_text(response: types.GenerateContentResponse) -> TextGeneration:
+    """The words of a text answer (thought parts left out), its finish reason and usage.
+
+    Raises NoText for a blocked prompt, no candidates, or an answer without words (``reason``
+    the block or finish reason, NO_CANDIDATES, or EMPTY).
+    """
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        block = _name(feedback.block_reason)
+        raise NoText(f"the prompt was blocked ({block})", reason=f"PROMPT_BLOCKED:{block}")
+    if not response.candidates:
+        raise NoText("the response has no candidates", reason="NO_CANDIDATES")
+    candidate = response.candidates[0]
+    finish = _name(candidate.finish_reason) if candidate.finish_reason is not None else None
+    parts = (candidate.content.parts if candidate.content else None) or []
+    text = "".join(p.text for p in parts if p.text and not p.thought)
+    if not text.strip():
+        reason = finish if finish not in (None, "STOP") else "EMPTY"
+        raise NoText(f"no text in the answer (finish reason {finish or 'none'})", reason=reason)
+    return TextGeneration(
+        text=text,
+        finish_reason=finish,
+        usage=read_usage(response.usage_metadata),
+        model_version=response.model_version,
+    )
+
+
+def _sdk_client(
+    api_key: str | None,
+    base_url: str | None,
+    *,
+    vertexai: bool = False,
+    project: str | None = None,
+    location: str | None = None,
+    credentials: google.auth.credentials.Credentials | None = None,
+) -> tuple[str, httpx2.AsyncClient, genai.Client]:
+    """The stripped key (registered as a secret; "" on Vertex with a project), our httpx2
+    client and the SDK client on it: the Gemini API, or Vertex AI with ``vertexai`` (an
+    express-mode key, or a project and location with ``credentials`` or Google's
+    application-default ones).
+
+    Raises InputError for a missing key (or, on Vertex, a missing key and project).
+    """
+    key = (api_key or "").strip() or None
+    project = (project or "").strip() or None
+    if vertexai and not (key or project):
+        raise InputError(
+            "Vertex AI needs an API key (GOOGLE_API_KEY, express mode) or a project "
+            "(GOOGLE_CLOUD_PROJECT, with application-default credentials)"
+        )
+    if not vertexai and not key:
+        raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+    secrets.register(key or "")
+    # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its async
+    # path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
+    tls = _tls_context()
+    http = httpx2.AsyncClient(verify=tls, timeout=None, follow_redirects=True, limits=KEEPALIVE)
+    options = types.HttpOptions(
+        api_version=VERTEX_API_VERSION if vertexai else API_VERSION,
+        # attempts=1: no SDK retries, and it also turns off the hidden aiohttp retry.
+        retry_options=types.HttpRetryOptions(attempts=1),
+        httpx_async_client=http,
+        # The SDK's unused sync client and live-API websocket would load the CA certificates
+        # twice more (~70 ms each, per client): hand them the shared context.
+        client_args={"verify": tls},
+        async_client_args={"ssl": tls},
+    )
+    if base_url:
+        options.base_url = base_url
+    if not vertexai:
+        # vertexai=False said outright: GOOGLE_GENAI_USE_VERTEXAI must not turn --provider
+        # gemini into Vertex behind the user's back.
+        client = genai.Client(vertexai=False, api_key=key, http_options=options)
+    elif key:
+        client = genai.Client(vertexai=True, api_key=key, http_options=options)
+    else:
+        client = genai.Client(
+            vertexai=True,
+            project=project,
+            location=(location or "").strip() or VERTEX_DEFAULT_LOCATION,
+            credentials=credentials,
+            http_options=options,
+        )
+    return key or "", http, client
 
 
 @functools.cache

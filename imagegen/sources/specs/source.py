@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import cast
 
 from ...model import JSON, Job, JobState
-from .. import Plan, RunDefaults
+from .. import AfterRun, Plan, RunDefaults, SessionView
 from .earlier import SOURCE_NAME, Earlier, find_earlier
 from .load import load_root
 from .plan import KINDS, Task, plan_tasks
@@ -128,8 +128,10 @@ class SpecsSource:
             notes=tuple(notes),
         )
 
+    after_run: AfterRun | None = None  # each image is recorded as it is saved; nothing after
+
     @staticmethod
-    def after_save(state: JobState, config: Mapping[str, JSON]) -> str | None:
+    def after_save(state: JobState, view: SessionView) -> str | None:
         return record_image(state)
 
 
