@@ -227,11 +227,20 @@ def _note(state: JobState) -> str | None:
     """A warning on a saved image: its size or how it was chosen, and an after-save step
     that did not record it."""
     notes = []
+    if state.status in ("completed", "skipped") and _drawn_locally(state):
+        notes.append("placeholder drawn locally (no call, no cost)")
     if state.status == "completed" and state.error:
         notes.append(state.error)
     if state.delivery and state.delivery != "done":
         notes.append(f"after save: {state.delivery}")
     return "; ".join(notes) or None
+
+
+def _drawn_locally(state: JobState) -> bool:
+    try:
+        return providers.get(state.job.provider).local
+    except InputError:
+        return False
 
 
 def _previous_shot(state: JobState, parent_qualities: Mapping[str, str]) -> Shot | None:

@@ -141,7 +141,12 @@ def _job_state(
         id=job_id,
         source=SOURCE_NAME,
         title=f"{episode.episode_id}/{chapter.chapter_id}: {chapter.title}",
-        group=(section, "chapters", chapter.chapter_id),
+        # The gallery's column: the chapter, its title and its visual type.
+        group=(
+            section,
+            "chapters",
+            f"{chapter.chapter_id}: {chapter.title} ({visual.type if visual else 'none'})",
+        ),
         prompt_file=str(episode.source),
         prompt_parts=parts,
         references=(),
