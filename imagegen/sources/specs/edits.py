@@ -8,7 +8,6 @@ these helpers move them so they stay below the same line of text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -46,13 +45,6 @@ def append_entry(mapping: CommentedMap, key: str, entry: CommentedMap) -> None:
     new.fa.set_block_style()
     new.append(entry)
     set_field(mapping, key, new)
-
-
-def flow_map(values: Mapping[str, Any]) -> CommentedMap:
-    """A mapping written on one line, ``{a: 1, b: null}``."""
-    out = CommentedMap(values)
-    out.fa.set_flow_style()
-    return out
 
 
 def _is_block(value: Any) -> bool:

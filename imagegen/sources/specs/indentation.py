@@ -1,7 +1,7 @@
 """The indentation a YAML file shows, guessed from its text (pure: text in, numbers out).
 
 ruamel.yaml writes one indentation for a whole file: ``indent(mapping, sequence, offset)``.
-:func:`guess_indent` reads it off the text; :mod:`.yamlfile` then confirms the guess by
+:func:`observed_indents` reads the candidates off the text; :mod:`.yamlfile` then confirms one by
 dumping the unchanged document, using :func:`compare` to tell indentation drift from the
 spacing drift no indentation setting can remove.
 """
@@ -40,11 +40,6 @@ def _indent(line: str) -> str:
 
 _KEY_ONLY = re.compile(r"^(?P<lead>[ -]*)[^\s#-][^#]*?:\s*(#.*)?$")
 _BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(#.*)?$")
-
-
-def guess_indent(text: str) -> tuple[int, int, int]:
-    """(mapping, sequence, offset) as the text shows them; (2, 4, 2) when it shows nothing."""
-    return observed_indents(text)[0]
 
 
 def observed_indents(text: str) -> list[tuple[int, int, int]]:

@@ -140,12 +140,6 @@ class Rendered:
     reformatted: bool
 
 
-def read_document(file: Path) -> Document:
-    """Read and parse ``file`` for an update; raises SpecError (syntax, encoding, not a
-    mapping) or OSError."""
-    return parse(file.read_bytes(), file)
-
-
 def read_mapping(file: Path) -> CommentedMap:
     """Read and parse ``file`` only to look at it (no style detection: cheaper)."""
     return _decode(file.read_bytes(), file)[0]
