@@ -54,6 +54,10 @@ class ProviderInfo:
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
     read from, in the order the provider's SDK prefers them.
+
+    ``batch_estimate`` and ``batch_cost`` are the same at the provider's Batch API prices, None
+    for a provider without a Batch API the runner can use (its adapter then does not implement
+    :class:`~imagegen.providers.batch.BatchService` either).
     """
 
     name: str
@@ -70,10 +74,17 @@ class ProviderInfo:
     open: OpenProvider
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
+    batch_estimate: Callable[[str, str, str, int], float] | None = None
+    batch_cost: Callable[[str, str, str, int, Usage], float] | None = None
 
     @property
     def default_model(self) -> str:
         return self.models[0]
+
+    @property
+    def has_batch(self) -> bool:
+        """Whether jobs of this provider can go through its Batch API (``--batch``)."""
+        return self.batch_estimate is not None and self.batch_cost is not None
 
 
 def _gemini() -> ProviderInfo:
