@@ -33,10 +33,9 @@ from ..errors import (
     NoImage,
     ProviderError,
 )
-from ..images import ImageInfo
 from ..journal import Journal, now_iso
-from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
-from ..outputs import Outputs, Placement, StorageError
+from ..model import Attempt, JobState, JobUpdate, SessionUpdate
+from ..outputs import Outputs, StorageError
 from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest
 from ..references import ReferenceCache
@@ -44,6 +43,9 @@ from ..retry import Breaker, RetryPolicy, call_with_retries
 from ..sources import AfterSave
 from .budget import Budget
 from .limiter import Clock, Sleep, StartGate
+from .recording import Recorder, deliver, size_note
+
+__all__ = ["PoolView", "RunResult", "Runner", "deliver", "size_note"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +79,6 @@ class PoolView:
 
 class _Stopped(Exception):
     """The batch stopped before this job's next attempt could start."""
-
-
-def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
-    """A note if the image is not the pixel size the provider promises (None when it is)."""
-    job = state.job
-    want = info.pixel_size(job.model, job.quality, job.aspect)
-    if want is None or (image.width, image.height) == want:
-        return None
-    return (
-        f"wrong size: got {image.width}x{image.height}, {job.quality} {job.aspect} "
-        f"is {want[0]}x{want[1]}"
-    )
 
 
 class Runner:
@@ -133,6 +123,14 @@ class Runner:
         )
         self.after_save = after_save or (lambda _name: None)
         self.breaker = Breaker(self.policy)
+        self.recorder = Recorder(
+            journal,
+            self.outputs,
+            lambda name: self._providers[name][1],
+            self.after_save,
+            self._finished,
+            self.stop,
+        )
         self.stop_reason: str | None = None
         self.interrupted = False
         self.fatal: JournalError | None = None
@@ -170,7 +168,7 @@ class Runner:
         return RunResult(
             counts["completed"],
             counts["failed"],
-            counts["pending"] + counts["retry"] + counts["running"],
+            counts["pending"] + counts["retry"] + counts["running"] + counts["submitted"],
             counts["skipped"],
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
@@ -401,122 +399,7 @@ class Runner:
     ) -> None:
         generation, planned, cost = answer
         self.view.in_flight.pop(job_id, None)
-        state = self.journal.job(job_id)
-        attempt = state.attempts
-        total_cost = round((state.cost_usd or 0.0) + cost, 6)  # retries of a job add up
-        try:
-            placement = await anyio.to_thread.run_sync(
-                self.outputs.save, state.job, job_id, attempt, planned, generation.image
-            )
-        except StorageError as exc:
-            await self._keep(state, generation, exc, total_cost, cost, label)
-            return
-        finally:
-            self.outputs.release(planned)
-        await self._record_saved(state, placement, total_cost, cost, "completed", generation, label)
-        await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, job_id, attempt)
-
-    async def _record_saved(
-        self,
-        state: JobState,
-        placement: Placement,
-        total_cost: float,
-        cost: float,
-        outcome: str,
-        generation: Generation | None,
-        label: str,
-    ) -> None:
-        info = placement.info
-        size = size_note(self._providers[state.job.provider][1], state, info)
-        chosen = generation.note if generation is not None else None
-        note = "; ".join(n for n in (size, chosen) if n) or None
-        step = self.after_save(state.job.source)
-        updated = await self.journal.update(
-            state.id,
-            JobUpdate(
-                status="completed",
-                output=str(placement.path),
-                completed=now_iso(),
-                error=note,
-                error_kind="wrong_size" if size else None,
-                cost_usd=total_cost,
-                image=ImageMeta(info.format, info.width, info.height, size is None),
-                resume=None,
-                kept=None,
-                delivery="pending" if step is not None else None,
-                finish_reason=generation.finish_reason if generation else UNSET,
-                usage=generation.usage if generation else UNSET,
-            ),
-            Attempt(
-                attempt=state.attempts,
-                started=state.started,
-                ended=now_iso(),
-                outcome=outcome,
-                output=str(placement.path),
-                cost_usd=round(cost, 6),
-            ),
-        )
-        aside = f" (old file kept as {placement.aside.name})" if placement.aside else ""
-        self._finished(f"✓ {label} → saved {placement.path.name}{aside}")
-        if step is not None:
-            await deliver(self.journal, updated, step)
-
-    async def _keep(
-        self,
-        state: JobState,
-        generation: Generation,
-        error: StorageError,
-        total_cost: float,
-        cost: float,
-        label: str,
-    ) -> None:
-        """The destination is broken: keep the paid bytes, journal where, stop the batch."""
-        attempt = state.attempts
-        try:
-            kept = await anyio.to_thread.run_sync(
-                self.outputs.keep, state.id, attempt, generation.image
-            )
-        except OSError as spool_error:
-            await self.journal.update(
-                state.id,
-                JobUpdate(
-                    status="failed",
-                    output=None,
-                    error=f"{error}; the image could not be kept either ({spool_error})",
-                    error_kind="write_failed",
-                    completed=now_iso(),
-                    cost_usd=total_cost,
-                    usage=generation.usage,
-                    finish_reason=generation.finish_reason,
-                ),
-            )
-            self._finished(f"✗ {label} → {error}")
-            self.stop(str(error))
-            return
-        await self.journal.update(
-            state.id,
-            JobUpdate(
-                status="pending",
-                output=None,
-                error=f"{error}; the paid image is kept in {kept}",
-                error_kind="write_failed",
-                kept=str(kept),
-                cost_usd=total_cost,
-                usage=generation.usage,
-                finish_reason=generation.finish_reason,
-            ),
-            Attempt(
-                attempt=attempt,
-                started=state.started,
-                ended=now_iso(),
-                outcome="write_failed",
-                error=str(error),
-                output=str(kept),
-                cost_usd=round(cost, 6),
-            ),
-        )
-        self._finished(f"✗ {label} → {error.cause}: image kept in {kept}")
-        self.stop(f"{error}; paid images are kept in {kept.parent}")
+        await self.recorder.complete(job_id, generation, planned, cost, label)
 
     async def _place_kept(self, state: JobState, label: str) -> None:
         """A paid image waiting in the spool: put it where it belongs, no call."""
@@ -543,7 +426,7 @@ class Runner:
             return
         finally:
             self.outputs.release(planned)
-        await self._record_saved(
+        await self.recorder.record_saved(
             state, placement, state.cost_usd or 0.0, 0.0, "placed from the spool", None, label
         )
         await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, state.id, state.attempts)
@@ -553,17 +436,6 @@ class Runner:
         self.view.recent.insert(0, line)
         del self.view.recent[5:]
         self.notify(line)
-
-
-async def deliver(journal: Journal, state: JobState, step: AfterSave) -> None:
-    """Run a source's after-save step for a completed job and journal how it went."""
-    try:
-        problem = await anyio.to_thread.run_sync(step, state, journal.state.config)
-    except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
-        problem = f"{type(exc).__name__}: {exc}"
-    await journal.update(
-        state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
-    )
 
 
 def _attempt(state: JobState, error: ProviderError, wait: float | None) -> Attempt:
