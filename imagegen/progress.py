@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.text import Text
 
 from . import providers
+from .batchview import batch_lines
 from .model import TERMINAL, SessionState
 
 if TYPE_CHECKING:
@@ -41,17 +42,21 @@ class ProgressView:
     current: tuple[str, ...]
     recent: tuple[str, ...]
     notice: str | None
+    batches: tuple[str, ...] = ()  # a batch session's batches (imagegen.batchview)
 
 
 def remaining_cost(state: SessionState) -> float:
-    """USD the unfinished jobs are expected to cost at published prices."""
+    """USD the unfinished jobs are expected to cost at published prices (Batch API prices
+    for a batch session's jobs)."""
     total = 0.0
+    batch = bool(state.config.get("batch"))
     for js in state.jobs.values():
         if js.status in TERMINAL or js.kept:
             continue
         job = js.job
         info = providers.get(job.provider)
-        total += info.estimate(job.model, job.quality, job.aspect, len(job.references))
+        estimate = info.batch_estimate if batch and info.batch_estimate else info.estimate
+        total += estimate(job.model, job.quality, job.aspect, len(job.references))
     return total
 
 
@@ -100,6 +105,7 @@ def view_of(
         current,
         recent,
         notice or None,
+        batch_lines(state) if state.batches else (),
     )
 
 
@@ -111,6 +117,7 @@ def render(view: ProgressView) -> str:
     filled = round(fraction * BAR_WIDTH)
     pending = c.get("pending", 0) + c.get("retry", 0)
     skipped = f" | Skipped: {c.get('skipped', 0)}" if c.get("skipped") else ""
+    skipped += f" | Submitted: {c.get('submitted', 0)}" if c.get("submitted") else ""
     lines = [
         f"[Session: {view.session_id}]",
         *view.header,
@@ -124,6 +131,8 @@ def render(view: ProgressView) -> str:
     ]
     if view.notice:
         lines += ["", view.notice]
+    if view.batches:
+        lines += ["", "Batches:", *(f"  {line}" for line in view.batches)]
     if view.current:
         lines += ["", "Current:", *(f"  {line}" for line in view.current)]
     if view.recent:

@@ -1,8 +1,11 @@
 """Running an open session: provider, journal writer, recovery, pool, display, and the summary.
 
-The shell around the executor: it opens the provider named by the session (or the project's
-emulator offline), records who runs the session, settles what a crash left, runs the pool
-under Ctrl-C handling, and prints the summary and the contact sheet's path. The command line
+The shell around the executors: it opens the provider named by the session (or the project's
+emulator offline), records who runs the session, settles what a crash left, runs the jobs
+under Ctrl-C handling (through the Batch API first when the session was started with
+``--batch``, then the online pool for what the batches hand back), and prints the summary and
+the contact sheet's path. Online requests send their reference images by URI once uploaded
+when the provider has a file store, unless ``--inline-references``. The command line
 (:mod:`imagegen.cli`) calls :func:`run_session` with a :class:`~imagegen.journal.Journal` it
 has created or opened (and whose lock it holds).
 """
@@ -11,24 +14,30 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import anyio
 from rich.console import Console
 
 from . import providers, sources
 from .errors import InputError, unwrap_group
+from .executors.batch import BatchRunner, BatchSettings
 from .executors.budget import Budget
-from .executors.limiter import Limits, StartGate
+from .executors.limiter import Limits, Sleep, StartGate
 from .executors.pool import Runner, RunResult
+from .executors.uploads import ReferenceUploads, UploadingProvider
 from .journal import Journal, current_owner
-from .model import JobState, SessionState, SessionUpdate
+from .model import RUNNABLE, JobState, SessionState, SessionUpdate
 from .outputs import Outputs
 from .progress import live_display, plain_printer, render, view_of
 from .providers import ProviderInfo
 from .providers.base import ImageProvider
+from .providers.batch import BatchService, FileStore
 from .recovery import prepare_retry, recover_interrupted
 from .report import write_report
 from .retry import RetryPolicy
@@ -48,6 +57,10 @@ class Settings:
     live: bool = False
     max_cost: float | None = None
     fsync: bool = True
+    batch: BatchSettings | None = None  # --batch: through the Batch API first
+    upload_references: bool = True  # False: --inline-references
+    clock: Callable[[], float] = time.time  # wall clock (batches, file expiry), Unix seconds
+    sleep: Sleep | None = None  # the wait between batch polls (None: anyio.sleep)
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
@@ -171,19 +184,27 @@ async def _run_jobs(
         if mode == "retry":
             todo = await prepare_retry(journal, job_ids)
         gate = StartGate(settings.limits)
+        notify = None if settings.live else plain_printer(console.file)
+        budget = _budget(journal, settings.max_cost)
+        uploads = _uploads(journal, provider, settings)
+        online = {
+            name: (_online(adapter, uploads), adapter_info)
+            for name, (adapter, adapter_info) in {info.name: (provider, info), **others}.items()
+        }
         runner = Runner(
             journal,
-            provider,
+            online[info.name][0],
             info,
             gate,
             policy=settings.policy,
             timeout=settings.timeout,
-            notify=None if settings.live else plain_printer(console.file),
-            budget=_budget(journal, settings.max_cost),
+            notify=notify,
+            budget=budget,
             outputs=outputs,
             after_save=_after_save,
-            others=others,
+            others=online,
         )
+        batch = _batch_runner(journal, provider, info, settings, outputs, uploads, budget, runner)
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)
             if settings.live
@@ -191,18 +212,81 @@ async def _run_jobs(
         )
         with display, unwrap_group():
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
+                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope, batch)
                 try:
-                    result = await runner.run(todo)
+                    if batch is None:
+                        result = await runner.run(todo)
+                    else:
+                        sent = await batch.run(todo)
+                        back = (
+                            [] if batch.halted or not batch.settings.fallback else sent.handed_back
+                        )
+                        result = await runner.run(list(back))
                 finally:
                     tg.cancel_scope.cancel()
-        if runner.interrupted:
+        if runner.interrupted or batch is not None:
             result = runner.result()
+        if batch is not None and batch.stop_reason and not result.stop_reason:
+            result = replace(result, stop_reason=batch.stop_reason)
         stop = result.stop_reason
         await journal.update_session(
             SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
         )
     return result
+
+
+def _uploads(
+    journal: Journal, provider: ImageProvider, settings: Settings
+) -> ReferenceUploads | None:
+    """The session's uploaded references, when its provider has a file store and the run
+    does not ask for inline references."""
+    if not settings.upload_references or not isinstance(provider, FileStore):
+        return None
+    uses: Counter[str] = Counter()
+    for state in journal.state.jobs.values():
+        if state.status in RUNNABLE or state.status == "failed":  # what a run may send
+            uses.update(state.job.references)
+    return ReferenceUploads(journal, provider, clock=settings.clock, uses=uses)
+
+
+def _online(adapter: ImageProvider, uploads: ReferenceUploads | None) -> ImageProvider:
+    """The adapter the online pool calls: sending references by URI through its own file
+    store when the session uploads them, else inline."""
+    store: object = uploads.store if uploads is not None else None
+    if uploads is not None and adapter is store:
+        return UploadingProvider(adapter, uploads)
+    return adapter
+
+
+def _batch_runner(
+    journal: Journal,
+    provider: ImageProvider,
+    info: ProviderInfo,
+    settings: Settings,
+    outputs: Outputs,
+    uploads: ReferenceUploads | None,
+    budget: Budget | None,
+    runner: Runner,
+) -> BatchRunner | None:
+    """The Batch API executor of a ``--batch`` session whose provider has one."""
+    if settings.batch is None or not info.has_batch or not isinstance(provider, BatchService):
+        return None
+    return BatchRunner(
+        journal,
+        provider,
+        info,
+        outputs,
+        settings.batch,
+        work_dir=journal.sessions_dir / f"{journal.session_id}-batch",
+        after_save=_after_save,
+        finished=runner.recorder.finished,
+        uploads=uploads if settings.batch.upload_references else None,
+        policy=settings.policy,
+        budget=budget,
+        clock=settings.clock,
+        sleep=settings.sleep or anyio.sleep,
+        notify=runner.notify,
+    )
 
 
 def _budget(journal: Journal, limit: float | None) -> Budget | None:
@@ -221,14 +305,24 @@ def _budget(journal: Journal, limit: float | None) -> Budget | None:
     return budget
 
 
-async def _watch_interrupts(runner: Runner, scope: anyio.CancelScope) -> None:
+class _Stoppable(Protocol):
+    interrupted: bool
+
+    def stop(self, reason: str) -> None: ...
+
+
+async def _watch_interrupts(
+    runner: Runner, scope: anyio.CancelScope, batch: _Stoppable | None = None
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             if runner.interrupted:
                 scope.cancel()  # second Ctrl-C: cancel the calls in flight
                 return
-            runner.interrupted = True
-            runner.stop("interrupted (Ctrl-C)")
+            for executor in (runner, batch):
+                if executor is not None:
+                    executor.interrupted = True
+                    executor.stop("interrupted (Ctrl-C)")
 
 
 def closing_line(journal: Journal, result: RunResult) -> str:
@@ -237,6 +331,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     counts = journal.state.summary()
     left = counts.unfinished
     pending = f"{left} job(s) still to run; " if left else ""
+    waiting = counts.counts.get("submitted", 0)
+    if waiting:
+        pending += (
+            f"{waiting} of them in batches the service keeps running (collect them with "
+            f"image-gen.sh --resume {sid}, follow with --status {sid} --watch); "
+        )
     if result.stop_reason and result.stop_reason.startswith("budget"):
         return (
             f"Stopped at the budget: ${result.spent_usd or 0:.2f} spent, the next job would "

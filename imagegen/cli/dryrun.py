@@ -25,9 +25,18 @@ def _price(info: ProviderInfo, js: JobState) -> float:
     return info.estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
+def _batch_price(info: ProviderInfo, js: JobState) -> float | None:
+    """The job's price through the provider's Batch API (None without one)."""
+    j = js.job
+    if info.batch_estimate is None:
+        return None
+    return info.batch_estimate(j.model, j.quality, j.aspect, len(j.references))
+
+
 def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
-    references, price in USD, and the output path pattern."""
+    references, price in USD online and through the Batch API (null without one), and the
+    output path pattern."""
     return [
         {
             "id": js.id,
@@ -40,6 +49,9 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "aspect": js.job.aspect,
             "references": len(js.job.references),
             "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
+            "batch_price_usd": None
+            if (batch := _batch_price(info, js)) is None
+            else (0.0 if js.status == "skipped" else round(batch, 6)),
             "output": js.output if js.status == "skipped" else js.job.target,
         }
         for js in plan.jobs
@@ -47,16 +59,30 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
 
 
 def print_dry_run(
-    plan: Plan, info: ProviderInfo, console: Console, *, max_cost: float | None, as_json: bool
+    plan: Plan,
+    info: ProviderInfo,
+    console: Console,
+    *,
+    max_cost: float | None,
+    as_json: bool,
+    batch: bool = False,
 ) -> None:
-    """The jobs and their estimated cost at published prices; nothing is written."""
+    """The jobs and their estimated cost at published prices, online and (for a provider
+    with one) through the Batch API, whose prices ``batch`` (``--batch``) makes the ones the
+    budget is counted at; nothing is written."""
     rows = dry_run_rows(plan, info)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
     total = sum(_price(info, js) for js in to_run)
+    batch_total = sum(_batch_price(info, js) or 0.0 for js in to_run) if info.has_batch else None
     if as_json:
         console.file.write(
             orjson.dumps(
-                {"describe": plan.describe, "total_usd": round(total, 6), "jobs": rows},
+                {
+                    "describe": plan.describe,
+                    "total_usd": round(total, 6),
+                    "batch_total_usd": None if batch_total is None else round(batch_total, 6),
+                    "jobs": rows,
+                },
                 option=orjson.OPT_INDENT_2,
             ).decode()
             + "\n"
@@ -75,15 +101,18 @@ def print_dry_run(
             summary.add_row(name, str(count), f"{costs[name]:.2f}")
         console.print(summary)
     table = Table(title=None if len(rows) > FULL_ROWS else plan.describe)
-    for column in ("id", "job", "refs", "model", "USD", "output"):
+    columns = ("id", "job", "refs", "model", "USD", *(("batch USD",) if batch else ()), "output")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows[: FIRST_ROWS if len(rows) > FULL_ROWS else len(rows)]:
+        batch_cell = (f"{row['batch_price_usd'] or 0.0:.4f}",) if batch else ()
         table.add_row(
             str(row["id"]),
             str(row["title"]) + (" (skipped: exists)" if row["status"] == "skipped" else ""),
             str(row["references"]),
             f"{row['provider']} · {row['model']} · {row['quality']} {row['aspect']}",
             f"{row['price_usd']:.3f}",
+            *batch_cell,
             str(row["output"]),
         )
     console.print(table)
@@ -97,12 +126,20 @@ def print_dry_run(
         f"{info.prices_as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
+    if batch_total is not None:
+        console.print(
+            f"Through the Batch API ({'--batch' if batch else 'add --batch'}): "
+            f"${batch_total:.2f}, half of ${total:.2f} online; results within 24 h"
+        )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
         budget = Budget(max_cost)
-        held = [budget.reservation(_price(info, js)) for js in to_run]
+        held = [
+            budget.reservation((_batch_price(info, js) or 0.0) if batch else _price(info, js))
+            for js in to_run
+        ]
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(

@@ -19,6 +19,7 @@ from rich.console import Console
 from .. import journal as journal_mod
 from .. import providers, sources
 from ..errors import EXIT_STOPPED, InputError
+from ..executors.batch import BatchSettings
 from ..executors.limiter import Limits
 from ..journal import Journal
 from ..model import JSON, Job, JobState, SessionUpdate
@@ -30,7 +31,23 @@ from ..sources import Plan, RunDefaults
 from .dryrun import print_dry_run
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
-RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
+RUN_KEYS = (
+    "concurrency",
+    "min_interval",
+    "rpm",
+    "timeout",
+    "offline",
+    "header",
+    "facts",
+    "batch",
+    "batch_poll",
+    "batch_deadline",
+    "fallback",
+    "references",
+)
+#: ``--batch-poll`` and ``--batch-deadline`` defaults, seconds.
+BATCH_POLL = 30.0
+BATCH_DEADLINE = 86_400.0
 
 
 def parse_job_list(text: str | None) -> list[str]:
@@ -82,6 +99,31 @@ def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
             )
 
 
+def check_batch(args: argparse.Namespace, info: ProviderInfo) -> None:
+    """Refuse ``--batch`` for a provider without a Batch API imagegen can use, in one line."""
+    if args.batch and not info.has_batch:
+        raise InputError(
+            f"--batch: {info.title} has no Batch API imagegen can use (only the Gemini API's "
+            "takes uploaded files); run without --batch"
+        )
+
+
+def _batch_config(
+    args: argparse.Namespace, config: dict[str, JSON] | None = None
+) -> dict[str, Any]:
+    """The batch-mode keys of a session's config: the flags, else what the session recorded."""
+    old = config or {}
+    return {
+        "batch": bool(args.batch or old.get("batch")),
+        "batch_poll": args.batch_poll or old.get("batch_poll") or BATCH_POLL,
+        "batch_deadline": args.batch_deadline or old.get("batch_deadline") or BATCH_DEADLINE,
+        "fallback": not args.no_fallback and old.get("fallback", True) is not False,
+        "references": "inline"
+        if args.inline_references or old.get("references") == "inline"
+        else "upload",
+    }
+
+
 def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
     pool = info.pool
     return {
@@ -96,6 +138,18 @@ def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
 def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings:
     """Run settings from a session's recorded config, the policy file and the flags."""
     policy = load_policy(args.retry_policy) if args.retry_policy else RetryPolicy()
+    mode = _batch_config(args, config)
+    uploads = mode["references"] == "upload"
+    batch = (
+        BatchSettings(
+            poll=float(mode["batch_poll"]),
+            deadline=float(mode["batch_deadline"]),
+            fallback=bool(mode["fallback"]),
+            upload_references=uploads,
+        )
+        if mode["batch"]
+        else None
+    )
     return Settings(
         limits=Limits(
             int(config["concurrency"]), float(config["min_interval"]), int(config["rpm"])
@@ -106,6 +160,8 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
         offline_latency=args.offline_latency,
         live=not args.plain and sys.stdout.isatty(),
         max_cost=args.max_cost,
+        batch=batch,
+        upload_references=uploads,
     )
 
 
@@ -131,10 +187,13 @@ def start(
     source = sources.get(source_name)
     info = providers.get(args.provider)
     defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
+    check_batch(args, info)
     plan = source.plan(args, defaults)
     check_capabilities(plan.jobs, info)
     if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(
+            plan, info, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch
+        )
         return 0
     config: dict[str, JSON] = {
         **plan.config,
@@ -146,6 +205,7 @@ def start(
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
         **_limits(args, info),
+        **_batch_config(args),
     }
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
@@ -227,6 +287,7 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
                 "from its event log."
             )
         config = journal.state.config
+        check_batch(args, providers.get(str(config.get("provider", "gemini"))))
         settings = settings_from(args, config)
         keys = keys_for(session_providers(journal.state), settings.offline)
         console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
@@ -305,10 +366,18 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
         (),
         f"{len(jobs)} jobs: upgrade of {args.upgrade} to {args.to_quality}",
     )
+    check_batch(args, info)
     if args.dry_run:
-        print_dry_run(plan, info, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(
+            plan, info, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch
+        )
         return 0
-    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, info))
+    config.update(
+        quality=args.to_quality,
+        header=list(plan.header),
+        **_limits(args, info),
+        **_batch_config(args),
+    )
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, jobs), settings.offline)
     # The parent's lock is held while the child is created: a parent another process runs

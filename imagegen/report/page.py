@@ -224,7 +224,7 @@ h1{font-size:20px;margin:0 0 6px}h1 .state{font-weight:400;color:var(--muted);fo
 .count.completed{background:#dcefe1;color:var(--completed)}
 .count.failed{background:#f8dedc;color:var(--failed)}
 .count.pending,.count.retry{background:#f5efcf;color:var(--pending)}
-.count.running{background:#dce7f8;color:var(--running)}
+.count.running,.count.submitted{background:#dce7f8;color:var(--running)}
 .facts{display:flex;flex-wrap:wrap;align-items:flex-start;gap:4px 48px}
 .facts dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:4px 0}
 dt{color:var(--muted)}dd{margin:0}
@@ -257,6 +257,7 @@ padding:0 5px;border-radius:3px}
 padding:12px;gap:6px;background:repeating-linear-gradient(45deg,#eeeeea 0 10px,#e6e6e1 10px 20px)}
 .ph strong{font-size:16px}.ph small{color:var(--muted);font-size:11px;word-break:break-word}
 .ph.failed{background:#f8dedc;color:var(--failed)}
+.ph.submitted{background:#dce7f8;color:var(--running)}
 .ph.missing{color:var(--failed)}
 .ph.ref{width:56px;height:56px;padding:2px}.ph.ref strong{font-size:9px}
 figcaption{margin-top:6px;font-size:12px}
@@ -264,6 +265,7 @@ figcaption{margin-top:6px;font-size:12px}
 background:var(--muted)}
 .badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}
 .badge.pending{background:var(--pending)}.badge.running{background:var(--running)}
+.badge.submitted{background:var(--running)}
 .badge.retry{background:var(--retry)}.badge.skipped{background:#5b6b7a}
 .meta{color:var(--muted)}
 .note{margin:4px 0 0;color:var(--retry)}

@@ -234,7 +234,7 @@ def _parent_qualities(parent: SessionState | None) -> dict[str, str]:
 
 
 def _counts(summary: Summary) -> tuple[tuple[str, int], ...]:
-    order = ("completed", "failed", "skipped", "pending", "running", "retry")
+    order = ("completed", "failed", "skipped", "pending", "running", "retry", "submitted")
     return (("total", summary.total), *((s, int(summary.counts.get(s, 0))) for s in order))
 
 
