@@ -331,11 +331,11 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     counts = journal.state.summary()
     left = counts.unfinished
     pending = f"{left} job(s) still to run; " if left else ""
-    waiting = counts.counts.get("submitted", 0)
-    if waiting:
-        pending += (
-            f"{waiting} of them in batches the service keeps running (collect them with "
-            f"image-gen.sh --resume {sid}, follow with --status {sid} --watch); "
+    if waiting := counts.counts.get("submitted", 0):
+        # A batch session left waiting: the service goes on; a later --resume collects.
+        pending = (
+            f"{left} job(s) still to run, {waiting} of them in batches the service keeps "
+            f"running (follow them with image-gen.sh --status {sid} --watch); "
         )
     if result.stop_reason and result.stop_reason.startswith("budget"):
         return (

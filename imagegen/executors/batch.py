@@ -397,7 +397,10 @@ class BatchRunner:
         return found[0] if found else None
 
     async def _created(self, record: BatchRecord, status: BatchStatus, *, adopted: bool) -> None:
-        created = status.created if status.created is not None else self.clock()
+        # Our clock, not the service's: the deadline is measured on ours (a clock that is
+        # off by hours must not cancel a batch, or keep one forever). A batch found after a
+        # crash gets its deadline from when it was found.
+        created = self.clock()
         await self._record(
             BatchChange(
                 shard=record.shard,
