@@ -30,7 +30,7 @@ from .executors.batch import BatchRunner, BatchSettings
 from .executors.budget import Budget
 from .executors.limiter import Limits, Sleep, StartGate
 from .executors.pool import Runner, RunResult
-from .executors.uploads import ReferenceUploads, UploadingProvider
+from .executors.uploads import HeaderReferences, ReferenceUploads, UploadingProvider
 from .journal import Journal, current_owner
 from .model import RUNNABLE, JobState, SessionState, SessionUpdate
 from .outputs import Outputs
@@ -191,6 +191,7 @@ async def _run_jobs(
             name: (_online(adapter, uploads), adapter_info)
             for name, (adapter, adapter_info) in {info.name: (provider, info), **others}.items()
         }
+        by_uri = all(isinstance(adapter, UploadingProvider) for adapter, _ in online.values())
         runner = Runner(
             journal,
             online[info.name][0],
@@ -200,6 +201,7 @@ async def _run_jobs(
             timeout=settings.timeout,
             notify=notify,
             budget=budget,
+            references=HeaderReferences() if by_uri else None,  # photos are not read per call
             outputs=outputs,
             after_save=_after_save,
             others=online,

@@ -17,17 +17,13 @@ from typing import IO, Any
 
 import anyio
 
-from ..images import probe
 from ..journal import Journal, now_iso
 from ..model import Job, JobUpdate, UploadRecord
 from ..providers.base import ImageRequest, Reference
 from ..providers.batch import BatchService
 from ..references import ReferenceCache
 from .batch_plan import ShardLimits, Shards
-from .uploads import ReferenceUploads
-
-# Bytes read from a reference to learn its format when it is uploaded rather than inlined.
-_HEADER_BYTES = 64 * 1024
+from .uploads import ReferenceUploads, reference_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +39,6 @@ class ShardFile:
 
 def shard_path(work_dir: Path, shard: int) -> Path:
     return work_dir / f"shard-{shard:03d}.jsonl"
-
-
-def _header(path: str) -> tuple[str, str]:
-    """(role, MIME type) of a reference, from its first bytes (blocking)."""
-    with Path(path).open("rb") as fh:
-        head = fh.read(_HEADER_BYTES)
-    try:
-        mime = probe(head).mime_type
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    return Path(path).stem.lower(), mime
 
 
 class BatchInput:
@@ -104,7 +89,7 @@ class BatchInput:
     async def _reference(self, path: str) -> Reference:
         record: UploadRecord | None = None
         if self.uploads is not None:
-            role, mime = await anyio.to_thread.run_sync(_header, path)
+            role, mime = await anyio.to_thread.run_sync(reference_header, path)
             uploads, life = self.uploads, self.min_life
             record = await self.retrying(
                 lambda: uploads.resolve(path, mime, min_life=life, verify=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,15 +33,19 @@ from pathlib import Path
 import anyio
 
 from ..errors import FileGone
+from ..images import probe
 from ..journal import Journal
 from ..model import SessionUpdate, UploadRecord
 from ..providers.base import Checkpoint, Generation, ImageProvider, ImageRequest, Reference
 from ..providers.batch import FileStore
+from ..references import ReferenceCache
 
 #: Seconds an uploaded reference must still live to be used by an online request: an
 #: attempt, its retries and the pool's pauses fit in an hour.
 ONLINE_MIN_LIFE = 3600.0
 _HASH_CHUNK = 1024 * 1024
+# Bytes read from a reference to learn its format when it is sent by URI.
+_HEADER_BYTES = 64 * 1024
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -203,8 +207,41 @@ class ReferenceUploads:
                 if ref.path is None
                 else await self.resolve(ref.path, ref.mime_type, min_life=min_life, verify=True)
             )
-            out.append(ref if record is None else replace(ref, data=b"", uri=record.uri))
+            if record is not None:
+                ref = replace(ref, data=b"", uri=record.uri)
+            elif not ref.data and ref.path is not None:  # cheaper inline: its bytes after all
+                ref = replace(ref, data=await anyio.Path(ref.path).read_bytes())
+            out.append(ref)
         return tuple(out)
+
+
+class HeaderReferences(ReferenceCache):
+    """A :class:`~imagegen.references.ReferenceCache` for a pool whose provider sends every
+    reference by URI: it reads only each file's first bytes (its format), never the 2-5 MB of
+    a photo per request; :class:`UploadingProvider` reads the few it sends inline."""
+
+    def load(self, paths: Sequence[str]) -> tuple[Reference, ...]:
+        refs = []
+        for path in paths:
+            ref = self.cached([path])
+            if ref is None:
+                role, mime = reference_header(path)
+                ref = (Reference(role, mime, b"", path=path),)
+                self._keep(path, ref[0])
+            refs.append(ref[0])
+        return tuple(refs)
+
+
+def reference_header(path: str) -> tuple[str, str]:
+    """(role, MIME type) of a reference from its first bytes (blocking); OSError if it cannot
+    be read, ValueError (naming it) if it is not an image."""
+    with Path(path).open("rb") as fh:
+        head = fh.read(_HEADER_BYTES)
+    try:
+        mime = probe(head).mime_type
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    return Path(path).stem.lower(), mime
 
 
 class UploadingProvider:
