@@ -60,7 +60,7 @@ class Settings:
     batch: BatchSettings | None = None  # --batch: through the Batch API first
     upload_references: bool = True  # False: --inline-references
     clock: Callable[[], float] = time.time  # wall clock (batches, file expiry), Unix seconds
-    sleep: Sleep | None = None  # the wait between batch polls (None: anyio.sleep)
+    sleep: Sleep | None = None  # waits between batch polls and retries (None: anyio.sleep)
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
@@ -201,6 +201,7 @@ async def _run_jobs(
             timeout=settings.timeout,
             notify=notify,
             budget=budget,
+            sleep=settings.sleep or anyio.sleep,
             references=HeaderReferences() if by_uri else None,  # photos are not read per call
             outputs=outputs,
             after_save=_after_save,

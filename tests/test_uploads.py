@@ -165,3 +165,34 @@ def test_a_small_reference_one_request_sends_stays_inline(
         result = run(journal, emu, settings(clock, Sleeper(clock)))
     assert result.exit_code == EXIT_OK and emu.files.uploads == 0
     assert "inlineData" in sent_parts(emu)[1] or "inline_data" in sent_parts(emu)[1]
+
+
+def test_an_upload_that_fails_is_retried_by_the_pool_policy(
+    tmp_path: Path, emu: Emulator, clock: ManualClock, combos: Combos
+) -> None:
+    """A 503 on a reference's upload is the attempt's failure: the pool waits and tries
+    again, as for a 503 on the call itself; nothing was paid."""
+    emu.files.fail_uploads(1, code=503)
+    sleep = Sleeper(clock)
+    journal = new_session(tmp_path, make_jobs(tmp_path, combos, prompts=1))
+    with journal:
+        result = run(journal, emu, settings(clock, sleep))
+    assert result.exit_code == EXIT_OK and result.completed == 3
+    histories = sorted([a.outcome for a in js.history] for js in journal.state.jobs.values())
+    assert histories == [["completed"], ["completed"], ["server_error", "completed"]]
+    assert 15.0 in sleep.waits  # the policy's wait after a server error, not a real one
+    assert emu.files.uploads == Combos.distinct and emu.files.failed_uploads == 1
+
+
+def test_an_invalid_key_on_upload_stops_the_run_in_one_line(
+    tmp_path: Path, clock: ManualClock, combos: Combos
+) -> None:
+    from imagegen.errors import EXIT_STOPPED
+
+    with Emulator(render="plain", clock=clock, expected_key="another-key") as emu:
+        journal = new_session(tmp_path, make_jobs(tmp_path, combos, prompts=1))
+        with journal:
+            result = run(journal, emu, settings(clock, Sleeper(clock)))
+    assert result.exit_code == EXIT_STOPPED
+    assert result.stop_reason is not None and "API key not valid" in result.stop_reason
+    assert {js.status for js in journal.state.jobs.values()} == {"pending"}

@@ -5,7 +5,7 @@ request carries 10-25 MB of base64. Uploaded once (:class:`~imagegen.providers.b
 Gemini's Files API), each request carries a URI of ~70 bytes instead.
 
 - **Distinct by content**: a file's key is the SHA-256 of its bytes (streamed, computed once
-  per path and modification time), so the same photo copied into seven combos is one upload.
+  per path and run), so the same photo copied into seven combos is one upload.
 - **Journaled**: each upload is a session event (:class:`~imagegen.model.UploadRecord`), so a
   resumed session reuses it instead of uploading again.
 - **Fresh enough**: a record is reused while the file has at least ``min_life`` seconds left
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import FileGone
+from ..errors import FileGone, unwrap_group
 from ..images import probe
 from ..journal import Journal
 from ..model import SessionUpdate, UploadRecord
@@ -91,7 +91,7 @@ class ReferenceUploads:
         self.store = store
         self.clock = clock
         self.uses = uses or {}
-        self._digests: dict[str, tuple[int, int, str, int]] = {}  # path -> mtime, size, ...
+        self._digests: dict[str, tuple[str, int]] = {}  # path -> digest, size
         self._locks: dict[str, anyio.Lock] = {}
         self._gone: set[str] = set()  # file names the service no longer knows
         self._checked: set[str] = set()  # file names confirmed alive this run
@@ -101,14 +101,14 @@ class ReferenceUploads:
         self.reused = 0
 
     async def digest(self, path: str) -> tuple[str, int]:
-        """(content digest, size) of the reference at ``path``; OSError if unreadable."""
-        stat = await anyio.Path(path).stat()
+        """(content digest, size) of the reference at ``path``, computed once per run (as the
+        reference cache, a run does not see a reference edited while it runs: every request
+        of the run sends the same image); OSError if unreadable."""
         known = self._digests.get(path)
-        if known is not None and known[:2] == (stat.st_mtime_ns, stat.st_size):
-            return known[2], known[3]
-        digest, size = await anyio.to_thread.run_sync(file_digest, Path(path))
-        self._digests[path] = (stat.st_mtime_ns, stat.st_size, digest, size)
-        return digest, size
+        if known is None:
+            known = await anyio.to_thread.run_sync(file_digest, Path(path))
+            self._digests[path] = known
+        return known
 
     def name_of(self, uri: str) -> str | None:
         """The file name of an upload this session recorded under ``uri``."""
@@ -200,19 +200,32 @@ class ReferenceUploads:
         """``refs`` with each uploaded one sent by URI (no bytes); a reference without a path,
         or one cheaper inline, stays as it is. A journaled upload is checked with the service
         once per run before it is first sent."""
-        out = []
-        for ref in refs:
-            record = (
-                None
-                if ref.path is None
-                else await self.resolve(ref.path, ref.mime_type, min_life=min_life, verify=True)
-            )
+        out = list(refs)
+
+        async def one(n: int, ref: Reference) -> None:
+            if ref.path is None:
+                return
+            record = await self.resolve(ref.path, ref.mime_type, min_life=min_life, verify=True)
             if record is not None:
-                ref = replace(ref, data=b"", uri=record.uri)
-            elif not ref.data and ref.path is not None:  # cheaper inline: its bytes after all
-                ref = replace(ref, data=await anyio.Path(ref.path).read_bytes())
-            out.append(ref)
+                out[n] = replace(ref, data=b"", uri=record.uri)
+            elif not ref.data:  # cheaper inline: its bytes after all
+                out[n] = replace(ref, data=await anyio.Path(ref.path).read_bytes())
+
+        if all(r.path is not None and self._ready(r.path, min_life) for r in refs):
+            for n, ref in enumerate(refs):  # the common case: no upload, no task group
+                await one(n, ref)
+        else:
+            with unwrap_group():  # one failure as itself: the pool's retry policy reads it
+                async with anyio.create_task_group() as tg:  # a new combo: uploads at once
+                    for n, ref in enumerate(refs):
+                        tg.start_soon(one, n, ref)
         return tuple(out)
+
+    def _ready(self, path: str, min_life: float) -> bool:
+        """Whether ``path`` is known and its upload usable and checked this run (no I/O)."""
+        known = self._digests.get(path)
+        record = self.journal.state.uploads.get(known[0]) if known else None
+        return record is not None and record.name in self._checked and self.usable(record, min_life)
 
 
 class HeaderReferences(ReferenceCache):
