@@ -180,6 +180,11 @@ def test_the_journal_shows_submitted_jobs_and_their_batch_while_it_runs(
     assert f"shard 000 {record.name} pending: 6 jobs, 6 submitted" in text
     assert "last poll" in text and "(2 polls)" in text
     assert state.summary().unfinished == 6
+    from imagegen.report import write_report
+
+    page = write_report(journal.sessions_dir, journal.session_id).read_text(encoding="utf-8")
+    assert page.count('class="ph submitted"') == 6  # the contact sheet's "submitted" cells
+    assert '<span class="count submitted">6 submitted</span>' in page
 
 
 # -- results that fail -------------------------------------------------------------------------
@@ -262,6 +267,34 @@ def test_a_batch_stuck_past_the_deadline_is_cancelled_and_its_jobs_run_online(
                 state.usage,  # type: ignore[arg-type]
             )
         )  # run online: the online price
+
+
+def test_a_stuck_batch_that_cannot_be_cancelled_yet_keeps_its_jobs(
+    tmp_path: Path, emu: Emulator, clock: ManualClock, sleep: Sleeper, combos: Combos
+) -> None:
+    """Until the cancel goes through, the batch may still answer: its jobs do not run online
+    (they would be paid twice); the next poll cancels again."""
+    from imagegen.emulator import wire
+
+    emu.batches.enqueue(BatchOutcome.stuck())
+    real_cancel = emu.batches.cancel
+    refused: list[float] = []
+
+    def cancel(batch_id: str) -> object:
+        if len(refused) < 3:  # the policy's three attempts at a server error
+            refused.append(clock())
+            raise wire.WireError(503, "UNAVAILABLE", "The service is currently unavailable.")
+        return real_cancel(batch_id)
+
+    emu.batches.cancel = cancel  # type: ignore[method-assign]
+    journal = new_session(tmp_path, make_jobs(tmp_path, combos), batch=True)
+    with journal:
+        result = run(journal, emu, settings(clock, sleep, batch=batch_settings(deadline=3600.0)))
+    assert result.exit_code == EXIT_OK and result.completed == 6
+    assert len(refused) == 3
+    (batch,) = emu.batches.listing()
+    assert batch.state_at(clock())[0] == "CANCELLED"
+    assert len(emu.generated) == 6 and all(n == 1 for n in emu.generated.values())
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,25 @@ def test_the_twin_check_ignores_the_run_mode(
     r = run_cli(capsys, *TINY, *FAST)
     assert r.code == 2 and "--resume" in r.err
     assert len(journal_mod.list_sessions(Path(SESSIONS))) == 1
+
+
+def test_retry_refuses_a_job_still_in_a_batch(
+    ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sent again while its batch runs, it would be paid for twice."""
+    import anyio
+
+    from imagegen.journal import Journal
+    from imagegen.model import JobUpdate
+
+    r = run_cli(capsys, *TINY, *FAST, *BATCH, "--max-cost", "0.1")
+    sid = only_session(ws.root)
+    with Journal.open(Path(SESSIONS), sid) as journal:
+
+        async def mark() -> None:
+            async with journal.writing():
+                await journal.update("006", JobUpdate(status="submitted"))
+
+        anyio.run(mark)
+    r = run_cli(capsys, "--retry", sid, "--job", "006", *FAST)
+    assert r.code == 2 and "job 006 is in a batch" in r.err and f"--resume {sid}" in r.err

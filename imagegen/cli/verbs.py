@@ -268,6 +268,12 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
     wanted = parse_job_list(args.job)
     with Journal.open(args.sessions_dir, session_id) as journal:  # takes the lock
         job_ids = parse_job_ids(journal, wanted)  # refused before anything is written
+        waiting = [j for j in job_ids if journal.job(j).status == "submitted"]
+        if waiting:  # sent again, it would be paid twice when its batch answers
+            raise InputError(
+                f"job {waiting[0]} is in a batch the service is still running; --resume "
+                f"{session_id} collects it (--status {session_id} shows the batch)"
+            )
         if (
             mode == "retry"
             and not job_ids

@@ -481,8 +481,13 @@ class BatchRunner:
         else:
             created = seconds_of(record.created)
             if created is not None and now - created > self.settings.deadline:
-                with contextlib.suppress(ProviderError):
-                    await self.service.cancel_batch(name)
+                try:
+                    await self._retrying(lambda: self.service.cancel_batch(name))
+                except ProviderError as exc:
+                    # Not cancelled, it may still answer: running its jobs online now could
+                    # pay for them twice. The next poll sees its end or cancels again.
+                    self.notify(f"batch {record.display_name}: cannot cancel it ({exc})")
+                    return
                 await self._abandon(
                     self.journal.state.batches[record.shard],
                     f"batch {name} still {status.state} after {self.settings.deadline:g} s "
