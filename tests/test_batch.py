@@ -125,8 +125,8 @@ def test_a_batch_session_uploads_each_reference_once_and_folds_shuffled_results_
     # Polls backed off from --batch-poll and stopped once the batch was done.
     assert sleep.waits[:3] == [30.0, 45.0, 67.5]
     assert sum(sleep.waits) >= PENDING + RUNNING
-    # The shard's files are gone once collected.
-    assert not list((tmp_path / "sessions").glob("*-batch/*"))
+    # The shard's files (and their folder) are gone once collected.
+    assert not list((tmp_path / "sessions").glob("*-batch"))
 
 
 def test_the_journal_shows_submitted_jobs_and_their_batch_while_it_runs(

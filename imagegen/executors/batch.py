@@ -219,6 +219,9 @@ class BatchRunner:
         if todo and not self.stop_reason:
             await self._submit(todo)
         await self._follow()
+        if not self._live():
+            with contextlib.suppress(OSError):  # gone, or still holding a shard: left as is
+                await anyio.Path(self.work_dir).rmdir()
         return BatchResult(tuple(dict.fromkeys(self._handed_back)), self.stop_reason)
 
     # -- 1. settle ---------------------------------------------------------------------------
