@@ -13,6 +13,7 @@
         │                     bytes that do not decode
         ├── FileGone          a file the request names (an uploaded reference) is expired or
         │                     unknown to the service: upload it again
+        ├── NoText            HTTP 200 from a text model without usable words: blocked, empty
         └── BatchStop         nothing should start any more: 403, invalid key, per-day quota,
                               unknown model id (404)
 
@@ -111,6 +112,17 @@ class FileGone(ProviderError):
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)
         self.name = name
+
+
+class NoText(ProviderError):
+    """HTTP 200 from a text model without usable text; ``reason`` is the block or finish
+    reason (or EMPTY). Like :class:`NoImage`, the same request gets the same answer."""
+
+    kind = "no_text"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class BatchStop(ProviderError):

@@ -59,6 +59,7 @@ ErrorKind: TypeAlias = Literal[
     "cancelled",
     "wrong_size",
     "file_gone",
+    "cost_cap",
 ]
 ERROR_KINDS: Final[tuple[str, ...]] = (
     "rate_limited",
@@ -72,6 +73,7 @@ ERROR_KINDS: Final[tuple[str, ...]] = (
     "cancelled",
     "wrong_size",
     "file_gone",
+    "cost_cap",
 )
 
 #: A JSON value as the journal stores it.
@@ -103,6 +105,10 @@ class Job:
     ``prompt_parts`` joined make the prompt; the journal stores each distinct part once per
     session. ``group`` is the contact sheet's (section, row, column) and ``title`` the line
     the progress display shows. ``labels`` are the source's own fields, kept in the journal.
+    ``cost_group`` names the spending cap the job counts against besides the run's budget
+    (the session config's ``cost_caps``, :mod:`imagegen.executors.budget`); None: no such cap.
+    ``variants`` (1-4, ``--variants``) is how many candidates the job makes, each its own
+    call and its own file (``NAME-v2.png``), all kept.
     """
 
     id: str
@@ -119,6 +125,8 @@ class Job:
     provider: str = "gemini"
     replace: bool = False
     labels: tuple[tuple[str, JSON], ...] = ()
+    cost_group: str | None = None
+    variants: int = 1
 
     @property
     def prompt(self) -> str:
@@ -166,8 +174,14 @@ class JobState:
     """A job and its progress. ``output`` is the planned file while running, the saved file
     once completed. ``kept`` is where a paid image waits when it could not be saved where it
     belongs (the spool); ``resume`` a provider's request id journaled when it accepted the
-    request (a later attempt polls it instead of paying again). ``delivery`` is the state of
-    the source's after-save step: None (none), "pending", "done", or "not written: REASON"."""
+    request (a later attempt polls it instead of paying again). ``request_id`` and
+    ``model_version`` are what the provider said about the call that made the saved image (None
+    when it said nothing, or the answer died with a crashed process). ``delivery`` is the state
+    of the source's after-save step: None (none), "pending", "done", or "not written: REASON".
+    A source may plan a job as ``skipped`` with ``delivery`` "pending": an image made earlier
+    that its after-save step has not recorded yet; the run performs the step, with no call.
+    ``variant_outputs`` are the files of the candidates made so far when the job makes several
+    (``output`` is then the first)."""
 
     job: Job
     status: Status = "pending"
@@ -185,6 +199,9 @@ class JobState:
     resume: str | None = None
     kept: str | None = None
     delivery: str | None = None
+    variant_outputs: tuple[str, ...] = ()
+    request_id: str | None = None
+    model_version: str | None = None
 
     @property
     def id(self) -> str:
@@ -218,6 +235,9 @@ class JobUpdate:
     resume: str | Unset | None = UNSET
     kept: str | Unset | None = UNSET
     delivery: str | Unset | None = UNSET
+    variant_outputs: tuple[str, ...] | Unset = UNSET
+    request_id: str | Unset | None = UNSET
+    model_version: str | Unset | None = UNSET
 
     def changes(self) -> dict[str, Any]:
         """The fields set by this update, by name."""

@@ -181,10 +181,12 @@ class Outputs:
         """The temporary file an attempt's image is written to, beside its final name."""
         return planned.with_name(f".imagegen-{self.session_id}-{job_id}-a{attempt}.tmp")
 
-    def plan(self, job: Job, when: datetime) -> Path:
-        """The final path an attempt starting at ``when`` aims for; unique in this process.
-        Touches no file (the folder may not exist yet)."""
+    def plan(self, job: Job, when: datetime, variant: int = 1) -> Path:
+        """The final path an attempt starting at ``when`` aims for (``NAME-vK.png`` for the
+        K-th of several variants); unique in this process. Touches no file."""
         base = render_target(job, when)
+        if job.variants > 1:
+            base = base.with_name(f"{base.stem}-v{variant}{base.suffix}")
         if job.replace:
             return base
         n = 1

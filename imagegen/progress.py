@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -29,6 +30,73 @@ if TYPE_CHECKING:
 BAR_WIDTH = 20
 
 
+#: Images per minute are measured over this many seconds of recent completions.
+PACE_WINDOW = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast a session goes: seconds since it (this run) started, images finished per minute
+    over the last :data:`PACE_WINDOW` seconds, and the estimated seconds to finish (None until
+    there is something to measure)."""
+
+    elapsed: float | None = None
+    per_minute: float | None = None
+    eta: float | None = None
+    bound: str | None = None  # what limits the pace: "spacing", "60/min cap", "3 in flight"
+
+
+def pace(
+    *,
+    elapsed: float | None,
+    finished_at: Sequence[float],
+    now: float,
+    remaining: int,
+    durations: Sequence[float],
+    concurrency: int,
+    min_interval: float,
+    rpm: int,
+    paused_for: float = 0.0,
+    starts_last_minute: int = 0,
+) -> Pace:
+    """The session's pace and a time to finish that accounts for the pool's limits.
+
+    ``finished_at`` are the clock times (seconds) jobs finished, ``durations`` recent call
+    durations (seconds). The estimate is the longest of the times the remaining jobs need
+    under each limit: ``concurrency`` calls of the mean duration at once, one start per
+    ``min_interval``, and ``rpm`` starts in any minute (of which ``starts_last_minute`` are
+    used); plus what is left of a pause. Images per minute are measured, not estimated. Pure.
+    """
+    recent = [t for t in finished_at if now - t <= PACE_WINDOW]
+    per_minute = None
+    if len(recent) >= 2:
+        span = max(now - min(recent), 1.0)
+        per_minute = len(recent) / span * 60
+    if remaining == 0:
+        return Pace(elapsed, per_minute, 0.0, None)
+    if not durations:
+        return Pace(elapsed, per_minute, None, None)
+    mean = sum(durations) / len(durations)
+    needs = {
+        f"{concurrency} in flight": remaining * mean / concurrency,
+        "spacing": remaining * min_interval,
+        # The first (rpm - used) starts may go now; every further rpm starts take a minute.
+        f"{rpm}/min cap": max(0, remaining - max(0, rpm - starts_last_minute)) * 60 / rpm,
+    }
+    bound, seconds = max(needs.items(), key=lambda item: item[1])
+    return Pace(elapsed, per_minute, seconds + paused_for, bound)
+
+
+def format_seconds(seconds: float) -> str:
+    """ "42 s", "3 min 05 s", "2 h 07 min"."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressView:
     """Everything the display shows, already counted."""
@@ -42,6 +110,7 @@ class ProgressView:
     current: tuple[str, ...]
     recent: tuple[str, ...]
     notice: str | None
+    pace: Pace = Pace()
     batches: tuple[str, ...] = ()  # a batch session's batches (imagegen.batchview)
 
 
@@ -63,8 +132,19 @@ def remaining_cost(state: SessionState) -> float:
 def view_of(
     state: SessionState, runner: Runner | None = None, now: float | None = None
 ) -> ProgressView:
-    """The display of a session: from the runner while it runs, from the journal otherwise."""
+    """The display of a session: from the runner while it runs, from the journal otherwise.
+
+    Images per minute count every image finished, a batch's results too; the time to finish
+    is the online pool's: a job waiting in a batch (``submitted``) is not among the jobs it
+    counts (the service sets a batch's pace; the batches' own lines say where each one is)."""
     jobs = state.jobs
+    remaining = sum(1 for js in jobs.values() if js.status not in (*TERMINAL, "submitted"))
+    config = state.config
+    limits: dict[str, Any] = {
+        "concurrency": int(config.get("concurrency") or 3),
+        "min_interval": float(config.get("min_interval") or 0.0),
+        "rpm": int(config.get("rpm") or 60),
+    }
     if runner is not None:
         view = runner.view
         current = tuple(
@@ -74,8 +154,22 @@ def view_of(
         notice = runner.stop_reason and f"Stopping: {runner.stop_reason}; calls in flight finish"
         if notice and runner.interrupted:
             notice += " (Ctrl-C again cancels them)"
-        if not notice and now is not None and view.pause_until > now:
-            notice = f"Paused {view.pause_until - now:.0f}s: {view.pause_reason}"
+        paused_for = 0.0
+        if now is not None and view.pause_until > now:
+            paused_for = view.pause_until - now
+            if not notice:
+                notice = f"Paused, {format_seconds(paused_for)} left: {view.pause_reason}"
+        clock = now if now is not None else 0.0
+        run_pace = pace(
+            elapsed=clock - view.started if now is not None else None,
+            finished_at=list(view.finished_at),
+            now=clock,
+            remaining=remaining,
+            durations=list(view.durations),
+            paused_for=paused_for,
+            starts_last_minute=runner.gate.starts_within(60.0),
+            **limits,
+        )
     else:
         current = tuple(
             f"→ [{js.id}] {js.job.title} (attempt {js.attempts})"
@@ -94,6 +188,7 @@ def view_of(
             for js in done
         )
         notice = state.stop_reason and f"Stopped: {state.stop_reason}"
+        run_pace = _journal_pace(state, remaining, limits)
     header = state.config.get("header") or ()
     return ProgressView(
         state.session_id,
@@ -105,7 +200,49 @@ def view_of(
         current,
         recent,
         notice or None,
+        run_pace,
         batch_lines(state) if state.batches else (),
+    )
+
+
+def _when(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
+
+
+def _journal_pace(state: SessionState, remaining: int, limits: Mapping[str, Any]) -> Pace:
+    """The pace as the journal shows it (for ``--status``, from another process). A job sent
+    in a batch is no call of the pool: its start (its batch's) and its duration (the
+    service's turnaround) count in neither the per-minute cap nor the mean call duration."""
+    finished: list[float] = []
+    durations: list[float] = []
+    starts: list[float] = []
+    first: list[float] = []
+    batched = {job_id for record in state.batches.values() for job_id in record.job_ids}
+    for js in state.jobs.values():
+        end, begin = _when(js.completed), _when(js.started)
+        if begin is not None:
+            first.append(begin)
+            if js.id not in batched:
+                starts.append(begin)
+        if end is not None and js.status in ("completed", "failed"):
+            finished.append(end)
+            if begin is not None and js.attempts == 1 and js.id not in batched:
+                durations.append(max(0.0, end - begin))
+    now = datetime.now().timestamp() if state.state == "running" else max(finished, default=0.0)
+    elapsed = now - min(first) if first else None
+    return pace(
+        elapsed=elapsed,
+        finished_at=finished,
+        now=now,
+        remaining=remaining,
+        durations=durations[-20:],
+        starts_last_minute=sum(1 for t in starts if now - t <= 60),
+        **limits,
     )
 
 
@@ -129,6 +266,17 @@ def render(view: ProgressView) -> str:
         f"Cost:     ${view.cost_usd:.2f} so far"
         + (f", about ${view.remaining_usd:.2f} to go" if view.remaining_usd else ""),
     ]
+    p = view.pace
+    if p.elapsed is not None:
+        parts = [f"Time:     {format_seconds(p.elapsed)} elapsed"]
+        if p.per_minute is not None:
+            parts.append(f"{p.per_minute:.1f} images/min")
+        if p.eta:
+            limit = f" (bound by {p.bound})" if p.bound else ""
+            parts.append(f"about {format_seconds(p.eta)} to go{limit}")
+        if c.get("submitted"):
+            parts.append(f"{c['submitted']} in batches, at the service's pace")
+        lines.append(" | ".join(parts))
     if view.notice:
         lines += ["", view.notice]
     if view.batches:

@@ -5,9 +5,10 @@ Rules (issue 3, "Verbs", and the reliability issue): a completed job is never ca
 temporary file holds a whole image (the proof it was paid for and written; see
 :mod:`imagegen.outputs`), or, for journals written before that rule, when its planned output is
 a whole image of the right size; otherwise it returns to pending. A completed job whose
-source's after-save step did not finish gets that step again. ``--retry`` first recovers
-interrupted jobs the same way, then re-runs the named jobs whatever their status (a completed
-one gets a new file; the old one is kept), or every failed job.
+source's after-save step did not finish gets that step again; so does an adopted image (the
+step never ran for it) and a job its source planned as skipped with the step pending.
+``--retry`` first recovers interrupted jobs the same way, then re-runs the named jobs whatever
+their status (a completed one gets a new file; the old one is kept), or every failed job.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 import anyio
 
 from .errors import InputError
-from .executors.pool import deliver, size_note
+from .executors.recording import deliver, size_note
 from .images import sniff_file
 from .journal import Journal, now_iso
-from .model import RUNNABLE, Attempt, ImageMeta, JobState, JobUpdate
+from .model import RUNNABLE, UNSET, Attempt, ImageMeta, JobState, JobUpdate
 from .outputs import Outputs, Placement, StorageError
 from .providers import ProviderInfo
 from .sources import AfterSave
@@ -60,20 +61,25 @@ async def recover_interrupted(
     ]
     await anyio.to_thread.run_sync(_remove_all, leftovers)
     for state in list(journal.state.jobs.values()):
+        step = after_save(state.job.source)
         if state.status == "running":
-            state = await _settle_running(journal, outputs, info(state.job.provider), state)
-        if state.status == "completed" and state.delivery == "pending":
-            step = after_save(state.job.source)
-            if step is not None:
-                await deliver(journal, state, step)
+            state = await _settle_running(
+                journal, outputs, info(state.job.provider), state, step is not None
+            )
+        # A skipped job may carry a pending step too: an image made earlier, not yet recorded.
+        pending = state.status in ("completed", "skipped") and state.delivery == "pending"
+        if pending and step is not None:
+            await deliver(journal, state, step)
         if state.status in RUNNABLE:
             todo.append(state.id)
     return todo
 
 
 async def _settle_running(
-    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState
+    journal: Journal, outputs: Outputs, info: ProviderInfo, state: JobState, has_step: bool
 ) -> JobState:
+    """Adopt the image a crashed attempt wrote (its after-save step, if ``has_step``, then
+    pending too), or return the job to pending."""
     placement: Placement | None = None
     if state.output:
         planned = Path(state.output)
@@ -93,12 +99,15 @@ async def _settle_running(
     job = state.job
     price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
     note = size_note(info, state, placement.info)
+    variants = (*state.variant_outputs, str(placement.path)) if job.variants > 1 else ()
+    more = len(variants) < job.variants if variants else False
     adopted = await journal.update(
         state.id,
         JobUpdate(
-            status="completed",
-            output=str(placement.path),
-            completed=now_iso(),
+            status="pending" if more else "completed",
+            output=variants[0] if variants else str(placement.path),
+            variant_outputs=variants if variants else UNSET,
+            completed=None if more else now_iso(),
             error=note,
             error_kind="wrong_size" if note else None,
             # The answer's usage died with the process: the published price stands in.
@@ -107,6 +116,8 @@ async def _settle_running(
                 placement.info.format, placement.info.width, placement.info.height, not note
             ),
             resume=None,
+            # The step runs once the job's last variant is saved.
+            delivery="pending" if has_step and not more else None,
         ),
         Attempt(
             attempt=state.attempts,

@@ -2,7 +2,9 @@
 
 Every key the process holds is registered (:func:`register`: the CLI registers each provider's
 key variables that are set, each adapter its own key); :func:`redact` replaces them, and
-anything shaped like a Gemini, OpenAI or fal key, with ``***``. Text is always redacted before
+anything shaped like a Gemini, OpenAI or fal key or a Google OAuth access token, with ``***``.
+Project ids and locations (``GOOGLE_CLOUD_PROJECT``, ``GOOGLE_CLOUD_LOCATION``) are not secrets:
+they are never registered, and Vertex's messages keep naming them. Text is always redacted before
 it is cut (:func:`one_line`): a key echoed near the cut must not leave part of itself behind.
 """
 
@@ -20,8 +22,10 @@ MAX_MESSAGE = 400
 
 _PATTERNS = (
     re.compile(r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
+    re.compile(r"ya29\.[0-9A-Za-z_\-.]+"),  # Google OAuth access tokens (Vertex with ADC)
     re.compile(r"(?<=[?&]key=)[^&\s'\"]+"),  # a key in a URL query
-    re.compile(r"sk-[A-Za-z0-9_\-*]{6,}"),  # OpenAI keys, also as OpenAI masks them
+    # OpenAI keys, also as OpenAI masks them; not inside a word ("task-list", "osk-meets-mara")
+    re.compile(r"(?<![A-Za-z0-9_\-])sk-[A-Za-z0-9_\-*]{6,}"),
     re.compile(r"(?i)(?<=bearer )\S+"),
     re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}:[0-9a-fA-F]{16,}"),  # fal
     re.compile(r"(?<=Key )\S+"),  # fal's Authorization header

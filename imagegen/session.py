@@ -2,8 +2,8 @@
 
 The shell around the executors: it opens the provider named by the session (or the project's
 emulator offline), records who runs the session, settles what a crash left, runs the jobs
-under Ctrl-C handling (through the Batch API first when the session was started with
-``--batch``, then the online pool for what the batches hand back), and prints the summary and
+under Ctrl-C handling (with ``--batch``: the jobs a batch does not take online, then the Batch
+API, then the online pool for what the batches hand back), and prints the summary and
 the contact sheet's path. Online requests send their reference images by URI once uploaded
 when the provider has a file store, unless ``--inline-references``. The command line
 (:mod:`imagegen.cli`) calls :func:`run_session` with a :class:`~imagegen.journal.Journal` it
@@ -12,6 +12,7 @@ has created or opened (and whose lock it holds).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -27,9 +28,10 @@ from rich.console import Console
 from . import providers, sources
 from .errors import InputError, unwrap_group
 from .executors.batch import BatchRunner, BatchSettings
-from .executors.budget import Budget
+from .executors.budget import Budget, GroupCaps, group_caps
 from .executors.limiter import Limits, Sleep, StartGate
 from .executors.pool import Runner, RunResult
+from .executors.recording import session_view
 from .executors.uploads import HeaderReferences, ReferenceUploads, UploadingProvider
 from .journal import Journal, current_owner
 from .model import RUNNABLE, JobState, SessionState, SessionUpdate
@@ -39,7 +41,7 @@ from .providers import ProviderInfo
 from .providers.base import ImageProvider
 from .providers.batch import BatchService, FileStore
 from .recovery import prepare_retry, recover_interrupted
-from .report import write_report
+from .report import prepare_thumbnails, write_report
 from .retry import RetryPolicy
 
 OFFLINE_KEY = "offline-emulator-key"
@@ -61,13 +63,19 @@ class Settings:
     upload_references: bool = True  # False: --inline-references
     clock: Callable[[], float] = time.time  # wall clock (batches, file expiry), Unix seconds
     sleep: Sleep | None = None  # waits between batch polls and retries (None: anyio.sleep)
+    signals: bool = True  # Ctrl-C / SIGTERM handling; off when a caller's program owns them
 
 
 def api_key(info: ProviderInfo, offline: bool) -> str:
-    """The provider's key from its environment variables (in its SDK's order); InputError
-    naming them when none is set. Offline runs need none."""
+    """The provider's key from its environment variables (in its SDK's order), or what its own
+    ``read_credential`` finds; InputError naming them when none is set. Offline runs need
+    none, nor a provider that reads no key at all (one that draws locally): "" then."""
+    if not info.key_vars and info.read_credential is None:
+        return ""
     if offline:
         return OFFLINE_KEY
+    if info.read_credential is not None:
+        return info.read_credential()
     for name in info.key_vars:
         if value := os.environ.get(name, "").strip():
             return value
@@ -131,6 +139,8 @@ async def run_session(
         console.print(
             f"Contact sheet not written ({exc}); try imagegen --report {journal.session_id}"
         )
+    for note in result.notes:
+        console.print(note)
     console.print(closing_line(journal, result))
     return result.exit_code
 
@@ -184,9 +194,14 @@ async def _run_jobs(
         if mode == "retry":
             todo = await prepare_retry(journal, job_ids)
         gate = StartGate(settings.limits)
-        notify = None if settings.live else plain_printer(console.file)
-        budget = _budget(journal, settings.max_cost)
-        uploads = _uploads(journal, provider, settings)
+        seen = _thinking_seen(journal)
+        budget = _budget(journal, settings.max_cost, seen, new=mode == "run")
+        caps = group_caps(
+            journal.state.config,
+            ((js.job.cost_group, js.cost_usd) for js in journal.state.jobs.values()),
+            seen[1],
+        )
+        uploads = _uploads(journal, provider, info, settings)
         online = {
             name: (_online(adapter, uploads), adapter_info)
             for name, (adapter, adapter_info) in {info.name: (provider, info), **others}.items()
@@ -199,15 +214,18 @@ async def _run_jobs(
             gate,
             policy=settings.policy,
             timeout=settings.timeout,
-            notify=notify,
+            notify=None if settings.live else plain_printer(console.file),
             budget=budget,
             sleep=settings.sleep or anyio.sleep,
             references=HeaderReferences() if by_uri else None,  # photos are not read per call
             outputs=outputs,
             after_save=_after_save,
             others=online,
+            # Each image's thumbnails as it is saved: the report at the end only finds them.
+            saved=functools.partial(prepare_thumbnails, journal.sessions_dir, journal.session_id),
+            caps=caps,
         )
-        batch = _batch_runner(journal, provider, info, settings, outputs, uploads, budget, runner)
+        batch = _batch_runner(journal, provider, info, settings, uploads, budget, caps, runner)
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)
             if settings.live
@@ -215,19 +233,16 @@ async def _run_jobs(
         )
         with display, unwrap_group():
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_interrupts, runner, tg.cancel_scope, batch)
+                if settings.signals:
+                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope, batch)
                 try:
                     if batch is None:
                         result = await runner.run(todo)
                     else:
-                        sent = await batch.run(todo)
-                        back = (
-                            [] if batch.halted or not batch.settings.fallback else sent.handed_back
-                        )
-                        result = await runner.run(list(back))
+                        result = await _run_batched(runner, batch, todo)
                 finally:
                     tg.cancel_scope.cancel()
-        if runner.interrupted or batch is not None:
+        if runner.interrupted:
             result = runner.result()
         if batch is not None and batch.stop_reason and not result.stop_reason:
             result = replace(result, stop_reason=batch.stop_reason)
@@ -235,15 +250,34 @@ async def _run_jobs(
         await journal.update_session(
             SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
         )
-    return result
+        notes = await _after_run(journal, stop)
+    return replace(result, notes=notes)
+
+
+async def _run_batched(runner: Runner, batch: BatchRunner, todo: list[str]) -> RunResult:
+    """A ``--batch`` run: the jobs a batch does not take go online first (a local draw, an
+    image waiting in the spool, another provider's job, one with variants: none waits for a
+    batch), then the batch's (sent, followed, collected), then, unless ``--no-fallback``, what
+    it handed back. One executor at a time: their holds on the budget and the cost groups'
+    caps never wait on each other's calls."""
+    states = [runner.journal.job(job_id) for job_id in todo]
+    first = [js.id for js in states if not batch.takes(js.kept, js.job)]
+    result = await runner.run(first) if first else runner.result()
+    if result.stop_reason:
+        return result
+    sent = await batch.run([js.id for js in states if batch.takes(js.kept, js.job)])
+    back = [] if batch.halted or not batch.settings.fallback else list(sent.handed_back)
+    return await runner.run(back) if back else runner.result()
 
 
 def _uploads(
-    journal: Journal, provider: ImageProvider, settings: Settings
+    journal: Journal, provider: ImageProvider, info: ProviderInfo, settings: Settings
 ) -> ReferenceUploads | None:
-    """The session's uploaded references, when its provider has a file store and the run
-    does not ask for inline references."""
-    if not settings.upload_references or not isinstance(provider, FileStore):
+    """The session's uploaded references, when its provider has a Files API (not Vertex AI:
+    ``ProviderInfo.file_store``) and the run does not ask for inline references."""
+    if not settings.upload_references or not info.file_store:
+        return None
+    if not isinstance(provider, FileStore):
         return None
     uses: Counter[str] = Counter()
     for state in journal.state.jobs.values():
@@ -266,46 +300,79 @@ def _batch_runner(
     provider: ImageProvider,
     info: ProviderInfo,
     settings: Settings,
-    outputs: Outputs,
     uploads: ReferenceUploads | None,
     budget: Budget | None,
+    caps: GroupCaps,
     runner: Runner,
 ) -> BatchRunner | None:
-    """The Batch API executor of a ``--batch`` session whose provider has one."""
+    """The Batch API executor of a ``--batch`` session whose provider has one, recording
+    through the online pool's recorder."""
     if settings.batch is None or not info.has_batch or not isinstance(provider, BatchService):
         return None
     return BatchRunner(
         journal,
         provider,
         info,
-        outputs,
+        runner.recorder,
         settings.batch,
         work_dir=journal.sessions_dir / f"{journal.session_id}-batch",
-        after_save=_after_save,
         finished=runner.recorder.finished,
         uploads=uploads if settings.batch.upload_references else None,
         policy=settings.policy,
         budget=budget,
+        caps=caps,
         clock=settings.clock,
         sleep=settings.sleep or anyio.sleep,
         notify=runner.notify,
     )
 
 
-def _budget(journal: Journal, limit: float | None) -> Budget | None:
-    """The run's budget, knowing the dearest thinking any earlier call of the session used."""
-    if limit is None:
-        return None
-    budget = Budget(limit)
+async def _after_run(journal: Journal, stop_reason: str | None) -> tuple[str, ...]:
+    """Each source's end-of-run step (:data:`imagegen.sources.AfterRun`) and the lines it
+    gives the summary; a step that fails is a line too, never fatal: the images and the
+    journal are safe."""
+    notes: list[str] = []
+    names = dict.fromkeys(js.job.source for js in journal.state.jobs.values())
+    for name in names:
+        try:
+            step = sources.get(name).after_run
+        except InputError:  # a journal of a source this version does not have
+            continue
+        if step is None:
+            continue
+        view = session_view(journal, stop_reason)
+        try:
+            notes += await anyio.to_thread.run_sync(step, view)
+        except Exception as exc:
+            notes.append(f"{name}: not written: {type(exc).__name__}: {exc}")
+    return tuple(notes)
+
+
+def _thinking_seen(journal: Journal) -> tuple[int, float]:
+    """Calls of the session that reported their cost, and the dearest thinking (USD) of one."""
+    calls, seen = 0, 0.0
     for state in journal.state.jobs.values():
         job = state.job
         info = providers.get(job.provider)
+        if info.local:
+            continue
         price = info.estimate(job.model, job.quality, job.aspect, len(job.references))
         for attempt in state.history:
             if attempt.outcome == "completed" and attempt.cost_usd is not None:
-                budget.settled_calls += 1
-                budget.thinking_seen = max(budget.thinking_seen, attempt.cost_usd - price)
-    return budget
+                calls += 1
+                seen = max(seen, attempt.cost_usd - price)
+    return calls, seen
+
+
+def _budget(
+    journal: Journal, limit: float | None, seen: tuple[int, float], *, new: bool
+) -> Budget | None:
+    """The run's budget, knowing the dearest thinking any earlier call of the session used.
+    A new session's first run starts with what planning spent (``planning_cost_usd``)."""
+    if limit is None:
+        return None
+    planning = float(journal.state.config.get("planning_cost_usd") or 0.0) if new else 0.0
+    return Budget(limit, spent=planning, settled_calls=seen[0], thinking_seen=seen[1])
 
 
 class _Stoppable(Protocol):
@@ -332,7 +399,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     """The last line of a run: what happened, counted from the journal, and what to do next."""
     sid = journal.session_id
     counts = journal.state.summary()
-    left = counts.unfinished
+    capped = sum(
+        1
+        for js in journal.state.jobs.values()
+        if js.status == "pending" and js.error_kind == "cost_cap"
+    )
+    left = counts.unfinished - capped
     pending = f"{left} job(s) still to run; " if left else ""
     if waiting := counts.counts.get("submitted", 0):
         # A batch session left waiting: the service goes on; a later --resume collects.
@@ -340,6 +412,8 @@ def closing_line(journal: Journal, result: RunResult) -> str:
             f"{left} job(s) still to run, {waiting} of them in batches the service keeps "
             f"running (follow them with image-gen.sh --status {sid} --watch); "
         )
+    if capped:
+        pending += f"{capped} job(s) not started: their cost group reached its cap; "
     if result.stop_reason and result.stop_reason.startswith("budget"):
         return (
             f"Stopped at the budget: ${result.spent_usd or 0:.2f} spent, the next job would "
@@ -357,6 +431,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     skipped = counts.counts.get("skipped", 0)
     failed = counts.counts.get("failed", 0)
     tally = f"{done} completed" + (f", {skipped} skipped" if skipped else "")
+    unsaved = [js for js in journal.state.jobs.values() if js.delivery and js.delivery != "done"]
+    if unsaved and not failed and not left:
+        return (
+            f"{tally}; {len(unsaved)} image(s) saved but not recorded by the job source "
+            f"(the images are kept): see image-gen.sh --status {sid}"
+        )
     if failed:
         return (
             f"{failed} job(s) failed ({tally}): see jq '.jobs[] | select(.status==\"failed\")' "
@@ -364,6 +444,8 @@ def closing_line(journal: Journal, result: RunResult) -> str:
         )
     if left:
         return f"{tally}; {pending}continue with: image-gen.sh --resume {sid}"
+    if capped:
+        return f"{tally}; {pending.removesuffix('; ')}. Journal: {journal.snapshot_path}"
     if skipped and not done:
         return (
             f"Nothing to make: all {skipped} jobs were already done (skipped, no cost). "

@@ -68,6 +68,11 @@ def session_summary(state: SessionState) -> dict[str, Any]:
         ],
         "kept": [_job_row(js, kept=js.kept) for js in jobs if js.kept],
         "batches": batch_rows(state),
+        "unrecorded": [
+            _job_row(js, output=js.output, delivery=js.delivery)
+            for js in jobs
+            if js.delivery and js.delivery != "done"
+        ],
     }
 
 
@@ -116,10 +121,19 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
 def render_session(state: SessionState) -> str:
     """The seed's progress block for a session, with its state and what needs attention."""
     lines = [render(view_of(state)), "", f"State: {run_state(state)}"]
+    if provider := state.config.get("provider"):
+        model = state.config.get("model")
+        lines.append(f"Provider: {provider}" + (f" · {model}" if model else ""))
     kept = [js for js in state.jobs.values() if js.kept]
     if kept:
         lines += ["", f"Paid images kept in the spool (placed by --resume): {len(kept)}"]
         lines += [f"  ! [{js.id}] {js.job.title}: {js.kept}" for js in kept[:10]]
+    unsaved = [js for js in state.jobs.values() if js.delivery and js.delivery != "done"]
+    if unsaved:
+        lines += ["", "Saved, but not recorded by the job source (the images are kept):"]
+        lines += [f"  ! [{js.id}] {js.job.title}: {js.delivery}" for js in unsaved[:20]]
+        if len(unsaved) > 20:
+            lines.append(f"  … and {len(unsaved) - 20} more (--json lists them all)")
     failed = [js for js in state.jobs.values() if js.status == "failed"]
     if failed:
         lines += ["", "Failed:"]

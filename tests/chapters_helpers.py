@@ -1,5 +1,4 @@
-"""Test seams for the chapter image stage: episodes on disk, a scripted text model and image
-model."""
+"""Test seams for the chapter image stage: episodes on disk and a scripted text model."""
 
 from __future__ import annotations
 
@@ -89,19 +88,3 @@ class FakeWriter:
         if isinstance(answer, ProviderError):
             raise answer
         return answer, TextUsage("fake-text", 100, 50, self.cost_usd)
-
-
-@dataclass
-class FakeImages:
-    """A scriptable image model: PNG bytes, or the error queued for a chapter's prompt."""
-
-    price_usd: float = 0.134
-    errors: dict[str, ProviderError] = field(default_factory=dict)  # prompt fragment -> error
-    prompts: list[str] = field(default_factory=list)
-
-    async def generate(self, prompt: str) -> bytes:
-        self.prompts.append(prompt)
-        for fragment, error in self.errors.items():
-            if fragment in prompt:
-                raise error
-        return png()

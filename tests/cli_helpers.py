@@ -40,6 +40,20 @@ FAST = ["--min-interval", "0", "--plain"]
 OFFLINE = ["--offline", "--offline-latency", "0", *FAST]
 
 TEST_KEY = "test-key-0123456789abcdef"
+#: Variables a developer's shell may hold that would steer google-genai, google-auth or the CLI's
+#: default provider: no test inherits them.
+GOOGLE_VARS = (
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_VERTEX_BASE_URL",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_GENAI_USE_ENTERPRISE",
+    "GOOGLE_GENAI_API_VERSION",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,32 @@ def use_emulator(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> None:
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.base_url)
     monkeypatch.setenv("GEMINI_API_KEY", TEST_KEY)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+
+
+def service_account_file(path: Path, token_uri: str, email: str = "runner") -> Path:
+    """A Google service account key file whose ``token_uri`` is ``token_uri`` (the emulator's
+    ``/oauth2/token``), with a fresh RSA key: what ``GOOGLE_APPLICATION_CREDENTIALS`` points at
+    for application-default credentials that google-auth refreshes without any network."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    info = {
+        "type": "service_account",
+        "project_id": "imagegen-test-project",
+        "private_key_id": "emulator-key-1",
+        "private_key": pem,
+        "client_email": f"{email}@imagegen-test-project.iam.gserviceaccount.com",
+        "client_id": "100000000000000000001",
+        "token_uri": token_uri,
+    }
+    path.write_bytes(orjson.dumps(info))
+    return path
 
 
 def session_ids(root: Path) -> list[str]:
@@ -140,8 +180,7 @@ def subprocess_env(emu: Emulator) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
-        and not k.lower().endswith("_proxy")
+        if k not in GOOGLE_VARS and not k.lower().endswith("_proxy")
     }
     env.update(
         GOOGLE_GEMINI_BASE_URL=emu.base_url,

@@ -77,11 +77,38 @@ def test_display_names_carry_the_session_and_the_shard() -> None:
     assert display_name("2026-07-01-10-00-00", 7) == "imagegen-2026-07-01-10-00-00-shard-007"
 
 
-def test_affordable_is_the_prefix_that_fits() -> None:
-    assert affordable([0.1, 0.1, 0.1], 0.25) == 2
-    assert affordable([0.1, 0.1], 0.2) == 2
-    assert affordable([0.3], 0.2) == 0
-    assert affordable([], 1.0) == 0
+def _sent(holds: list[float], room: float) -> int:
+    fits = affordable([(h, None, 0.0) for h in holds], room, {})
+    assert not fits.capped
+    return len(fits.sent)
+
+
+def test_affordable_under_the_budget_is_the_prefix_that_fits() -> None:
+    assert _sent([0.1, 0.1, 0.1], 0.25) == 2
+    assert _sent([0.1, 0.1], 0.2) == 2
+    assert _sent([0.3], 0.2) == 0
+    assert _sent([], 1.0) == 0
+    assert affordable([(0.1, None, 0.0)] * 3, 0.25, {}).budget_cut
+    assert not affordable([(0.1, None, 0.0)] * 2, 0.25, {}).budget_cut
+
+
+def test_a_cost_group_at_its_cap_stops_and_the_other_groups_go_on() -> None:
+    """Like the online pool: the group's first job that does not fit stops the group (its
+    later jobs stay too, even one that would fit), the others are sent."""
+    holds = [(0.1, "a", 0.1), (0.1, "b", 0.1), (0.1, "a", 0.1), (0.1, "a", 0.01), (0.1, None, 0.0)]
+    fits = affordable(holds, None, {"a": 0.15, "b": 1.0})
+    assert fits.sent == (0, 1, 4)
+    assert fits.capped == (2, 3)
+    assert fits.groups == {"a"}
+    assert not fits.budget_cut
+
+
+def test_the_budget_ends_the_list_after_the_caps() -> None:
+    holds = [(0.1, "a", 0.1), (0.1, "a", 0.1), (0.1, "b", 0.1), (0.1, "b", 0.1)]
+    fits = affordable(holds, 0.2, {"a": 0.1})
+    assert fits.sent == (0, 2)
+    assert fits.capped == (1,)
+    assert fits.budget_cut
 
 
 def _state(ws: Workspace, attempts: int, *outcomes: str) -> JobState:

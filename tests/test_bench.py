@@ -77,3 +77,19 @@ def test_table_has_the_columns(capsys: pytest.CaptureFixture[str]) -> None:
     for column in ("measure", "value", "target", "ok"):
         assert column in out
     assert "1.020 x" in out and "≤ 1.050 x" in out and "NO" in out
+
+
+def test_quick_report_scenario_times_the_sheet_three_ways(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--quick --scenario report``: a small session's contact sheet with the thumbnails made
+    during the run, rebuilt, and made at the end (no timing asserted)."""
+    code = bench.main(["--quick", "--json", "--workdir", str(tmp_path), "--scenario", "report"])
+    rows = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert code in (0, 1)
+    measures = " | ".join(r["measure"] for r in rows)
+    for wanted in ("made as each image was saved", "rebuilt", "made at the end", "completed"):
+        assert wanted in measures, wanted
+    assert all(r["ok"] for r in rows if r["measure"].endswith("jobs completed"))
+    thumbs = list(tmp_path.glob("report/sessions/*-report/thumbs/*.jpg"))
+    assert len(thumbs) == 30 + 3  # every job's image and the three shared references

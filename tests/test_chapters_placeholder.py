@@ -11,13 +11,13 @@ from PIL import Image, ImageFont
 
 from imagegen.errors import InputError
 from imagegen.images import sniff
-from imagegen.sources.chapters import draw_placeholder
-from imagegen.sources.chapters.placeholder import (
+from imagegen.providers.placeholder.draw import (
     FONT_CANDIDATES,
     choose_font,
     missing_glyphs,
     wrap,
 )
+from imagegen.sources.chapters import draw_placeholder
 
 TURKISH = "Giriş: İlk Blok ve Çağdaş Öğrenme"
 HAS_SYSTEM_FONT = any(p.is_file() for p in FONT_CANDIDATES)

@@ -239,7 +239,9 @@ PER_MINUTE = "GenerateRequestsPerMinutePerProjectPerModel"
         (Outcome.error(429, retry_delay="9s", quota_id=PER_DAY), BatchStop, None, "quota_per_day"),
         (Outcome.error(400), BadRequest, None, None),
         (Outcome.error(400, reason="API_KEY_INVALID"), BatchStop, None, "invalid_key"),
+        (Outcome.error(401), BatchStop, None, "invalid_key"),
         (Outcome.error(403), BatchStop, None, "permission_denied"),
+        (Outcome.error(403, reason="BILLING_DISABLED"), BatchStop, None, "billing_disabled"),
         (Outcome.error(404), BatchStop, None, "model_not_found"),
         (Outcome.error(409), BadRequest, None, None),
         (Outcome.error(413), BadRequest, None, None),
@@ -428,7 +430,7 @@ def test_every_http_error_code_is_mapped(code: int) -> None:
     exc = error_class(code, {"error": {"code": code, "status": "X", "message": "m"}})
     mapped = map_error(exc, model=PRO, api_key=KEY)
     assert mapped is not None
-    if code in (403, 404):
+    if code in (401, 403, 404):
         assert type(mapped) is BatchStop
     elif code == 429:
         assert type(mapped) is RateLimited

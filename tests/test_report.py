@@ -21,7 +21,13 @@ from imagegen.cli import main
 from imagegen.emulator import Emulator, Outcome
 from imagegen.errors import EXIT_FAILED, EXIT_OK, InputError
 from imagegen.model import Job, JobState, SessionState
-from imagegen.report import build_sheet, failure_label, report_dir, write_report
+from imagegen.report import (
+    build_sheet,
+    failure_label,
+    prepare_thumbnails,
+    report_dir,
+    write_report,
+)
 from imagegen.report.page import Gallery, format_duration, render_page
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,41 +222,134 @@ def test_missing_and_unreadable_images_are_labelled_not_broken(
     assert all((tmp_path / copy / f"{sample.first}-report" / i["src"]).is_file() for i in page.imgs)
 
 
+def test_a_run_makes_each_thumbnail_as_it_saves_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the report at the end of the run left out, the thumbnails are there all the same;
+    the report then decodes no image."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("imagegen.session.write_report", lambda *_args: Path("not written"))
+    argv = ["--offline", "--offline-latency", "0", "--min-interval", "0", "--plain"]
+    argv += ["--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs")]
+    argv += ["--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2"]
+    assert main([*argv, "--combos", "C-U-009"]) == EXIT_OK
+    sessions = Path("sessions")
+    session_id = journal_mod.list_sessions(sessions)[0]
+    state = journal_mod.load(sessions, session_id)
+    references = {r for js in state.jobs.values() for r in js.job.references}
+    made = thumbs_of(report_dir(sessions, session_id) / "index.html")
+    assert len(made) == len(state.jobs) + len(references)
+
+    def decode(*_args: object) -> tuple[int, int]:
+        raise AssertionError("the report decoded an image")
+
+    monkeypatch.setattr("imagegen.report.thumbs.render_thumbnail", decode)
+    index = write_report(sessions, session_id)
+    assert thumbs_of(index) == made
+    shown = {i["src"] for i in Page(index.read_text(encoding="utf-8")).imgs}
+    assert shown == {f"thumbs/{name}" for name in made}
+
+
+def test_preparing_a_thumbnail_never_raises(tmp_path: Path) -> None:
+    """A thumbnail is a cache: a missing image, a broken one or an unwritable report folder
+    cost the run nothing (the report says what is wrong later)."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    prepare_thumbnails(tmp_path, "S", tmp_path / "missing.png", (str(broken),))
+    assert not list((tmp_path / "S-report" / "thumbs").iterdir())
+    (tmp_path / "blocked-report").write_text("a file where the folder goes")
+    prepare_thumbnails(tmp_path, "blocked", broken)
+
+
 def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no session"):
         write_report(tmp_path, "2020-01-01-00-00-00")
 
 
+EVIL = """<script>alert("x")</script> it's {{ 6007 * 7 }} {% if 1 %}<i>é 東京 🎨</i>{% endif %}"""
+
+
 def test_journal_text_is_escaped() -> None:
-    evil = '<script>alert("x")</script>'
+    """Markup, quotes, template syntax and unicode from the journal arrive as text, everywhere:
+    element content, attributes, the header, the review panel's data."""
     job = Job(
         id="001",
         source="combos",
-        title="P<1> + C&1",
-        group=("v1 · <i>UI</i>", "P<1>", "C&1"),
+        title="P<1> + C&1 \"q\" 'a'",
+        group=("v1 · <i>UI</i>", "P<1>_long_id", "C&1"),
         prompt_file="f.md",
-        prompt_parts=(evil,),
+        prompt_parts=(EVIL,),
         references=(),
         target="out/{time}.png",
         quality="1K",
         aspect="1:1",
         model="gemini-3-pro-image",
-        labels=(("wardrobe", evil),),
+        labels=(("wardrobe", EVIL),),
     )
-    failed = JobState(job, status="failed", attempts=1, error=evil, error_kind="bad_request")
+    failed = JobState(job, status="failed", attempts=1, error=EVIL, error_kind="bad_request")
     state = SessionState(
         version=2,
-        session_id="S",
+        session_id='S"<b>',
         started="2026-01-01T00:00:00",
         updated="2026-01-01T00:00:00",
-        config={"facts": [["wardrobe", evil]]},
+        config={"facts": [["wardrobe", EVIL]]},
         jobs={"001": failed},
         state="finished",
     )
-    markup = render_page(build_sheet(state), Gallery({}, {}, {}))
-    assert "<script>alert" not in markup and "<i>UI" not in markup and "P<1>" not in markup
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in markup
-    assert markup.count("<script>") == 1  # the page's own image check
+    markup = render_page(
+        build_sheet(state), Gallery({}, {}, {}), command_options=("--sessions-dir", 'a b"<c>')
+    )
+    assert "<script>alert" not in markup and "<i>" not in markup and "P<1>" not in markup
+    assert "42049" not in markup and "{{ 6007 * 7 }}" in markup  # journal text is never a template
+    assert markup.count("<script>") == 1  # the page's own script
+    tags = Tags(markup)
+    assert {"i", "b"}.isdisjoint(tags.names)
+    assert tags.attrs("body")["data-session"] == 'S"<b>'
+    assert tags.attrs("aside")["data-options"] == "--sessions-dir 'a b\"<c>'"
+    assert tags.attrs("figure")["data-reason"] == "bad request"
+    assert tags.text("pre") == EVIL
+    assert tags.text("h2") == "v1 · <i>UI</i>"
+    assert tags.texts("dd").count(EVIL) == 3  # the header's fact, the card's label and error
+
+
+class Tags(HTMLParser):
+    """Every element of a page: its name, attributes and text, in document order."""
+
+    VOID = frozenset({"meta", "img", "br", "wbr", "input", "link", "hr"})
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str], list[str]]] = []
+        self._open: list[int] = []
+        self.feed(markup)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.elements]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {k: v or "" for k, v in attrs}, []))
+        if tag not in self.VOID:
+            self._open.append(len(self.elements) - 1)
+
+    def handle_endtag(self, tag: str) -> None:
+        for n in reversed(range(len(self._open))):
+            if self.elements[self._open[n]][0] == tag:
+                del self._open[n:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        for n in self._open:
+            self.elements[n][2].append(data)
+
+    def attrs(self, tag: str) -> dict[str, str]:
+        return next(a for name, a, _ in self.elements if name == tag)
+
+    def texts(self, tag: str) -> list[str]:
+        return ["".join(text) for name, _, text in self.elements if name == tag]
+
+    def text(self, tag: str) -> str:
+        return self.texts(tag)[0]
 
 
 def _failed(finish_reason: str | None, error: str | None, kind: str | None) -> JobState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ async def run_jobs(
     *,
     limits: Limits = FAST_LIMITS,
     policy: RetryPolicy = NO_JITTER,
+    saved: Callable[[Path, Sequence[str]], None] | None = None,
 ) -> Run:
     starts: list[tuple[float, str]] = []
     provider.on_call = lambda req: starts.append((clock.now, req.prompt))
@@ -94,6 +96,7 @@ async def run_jobs(
         policy=policy,
         clock=clock,
         sleep=clock.sleep,
+        saved=saved,
     )
     with journal:
         async with anyio.create_task_group() as tg:
@@ -126,6 +129,34 @@ async def test_every_job_completes_with_an_image_of_the_tier_size(
             0.134 + 0.0011 * len(entry["references"]) + 100 * 12e-6
         )
         assert entry["history"][-1]["outcome"] == "completed"
+
+
+@pytest.mark.asyncio
+async def test_the_saved_hook_hears_of_each_image_once_it_is_saved(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    """The contact sheet's thumbnails are made from this hook, in a worker thread."""
+    heard: list[tuple[Path, tuple[str, ...], bool]] = []
+    jobs = jobs_of(workspace)
+    run = await run_jobs(
+        workspace,
+        jobs,
+        FakeProvider(),
+        clock,
+        saved=lambda image, refs: heard.append((image, tuple(refs), image.is_file())),
+    )
+    outputs = {Path(e["output"]): tuple(e["references"]) for e in run.doc["jobs"]}
+    assert sorted(heard) == sorted((path, refs, True) for path, refs in outputs.items())
+
+
+@pytest.mark.asyncio
+async def test_one_call_at_a_time_starts_the_calls_in_plan_order(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    jobs = jobs_of(workspace, catalogs=("v1.0", "v2.0"))
+    provider = FakeProvider()
+    run = await run_jobs(workspace, jobs, provider, clock, limits=Limits(1, 0.0, 1000))
+    assert [prompt for _, prompt in run.starts] == [j.prompt for j in jobs]
 
 
 @pytest.mark.asyncio

@@ -250,6 +250,27 @@ def test_drift_elsewhere_is_kept_as_written() -> None:
     assert _diff(text, rendered.data) == ["-file_path: null", "+file_path: x.png"]
 
 
+def test_a_file_with_two_list_indents_is_written_in_the_one_its_changed_list_uses() -> None:
+    """Two short lists indented ``- x`` and a longer one ``-   x``: the tie goes to the style
+    that re-flows fewer lines, so the new fields take the indentation of their own list."""
+    text = (
+        "palette:\n    - amber\n    - cobalt\nimages:\n    -   custom_id: a\n"
+        "        states:\n            mara: wet\n"
+        "        file_path:\n        provider_metadata:\n    -   custom_id: b\n"
+        "        file_path:\n"
+    )
+    doc = parse(text.encode(), FILE)
+    set_field(doc.data["images"][0], "file_path", "a.png")
+    set_field(doc.data["images"][0], "provider_metadata", CommentedMap(request_id="r"))
+    rendered = render(doc)
+    assert not rendered.reformatted
+    assert _diff(text, rendered.data) == [
+        "-        file_path:",
+        "+        file_path: a.png",
+        "+            request_id: r",
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "fragments"),
     [

@@ -2,9 +2,11 @@
 
 Layout (documented in ``samples/specs/README.md``, which this script does not touch)::
 
-    chapters/01-the-lantern-road.yaml     three pending images, characters with references
-    chapters/02-the-glass-workshop.yaml   one image done, one recorded but its file missing
-    locations/harbour-market.yaml         an overview and two parts, one part done
+    chapters/01-the-lantern-road.yaml     three pending images, characters with references;
+                                          the seed's defaults (openai, dall-e-3: retired)
+    chapters/02-the-glass-workshop.yaml   one image done, one recorded but its file missing;
+                                          on gemini
+    locations/harbour-market.yaml         an overview and two parts, one part done; on google
     characters/character_imagery.yaml     Mara (one approved, one candidate image), Osk, Tamsin
     characters/images/*.png               the inventory images
     generated/...                         the two images the specs record as done
@@ -38,10 +40,12 @@ visual_thesis: >
   road leading away from the viewer. Nothing is ever fully lit.
 palette: [ "ember orange", 'slate blue', moss green, "bone white" ]
 
+# The seed's chapter defaults. dall-e-3 is retired: the tool says so and uses OpenAI's
+# current default model; --provider gemini sends the chapter to Gemini instead.
 defaults:
-  provider: gemini
-  model: gemini-3-pro-image
-  quality: hd        # mapped to Gemini's 2K tier
+  provider: openai
+  model: dall-e-3
+  quality: hd        # mapped to the 2K tier
 
 characters:
   # Mara carries the story; her candidate sketch is listed first on purpose:
@@ -166,9 +170,9 @@ signature_elements:
   - fish crates stacked three high
 characteristic_light: Low winter sun through sea haze, long blue shadows.
 defaults:
-  provider: gemini
-  model: gemini-3-pro-image
-  quality: "2K"
+  provider: google   # the seed's name for the Gemini API
+  model: gemini-3-pro-image-preview
+  quality: "high"
   size: "16:9"
 
 overview:

@@ -28,6 +28,9 @@ Scenarios (sizes of the full run; ``--quick`` in :data:`QUICK`):
   by the benchmark; bytes per request inline and uploaded once, slot use with uploads, and the
   Batch API for 10,000 jobs over 36 combos (bytes uploaded per job, memory while the shards
   are built, time to fold the results, cost against the same session online).
+- ``report``: the contact sheet of 1,000 images at 1K, written with the thumbnails made as
+  each image was saved (the runner's ``saved`` hook), rebuilt, and with every thumbnail made
+  at the end: seconds each (:mod:`.sheet`).
 
 The emulator runs in its own process (``python -m imagegen.emulator``) so that the runner's CPU
 and memory are its own; only ``storm`` runs it in-process, to script answers and read its
@@ -36,8 +39,9 @@ runner process (every thread), memory is ``ru_maxrss`` in MB (10^6 bytes). On a 
 machine the host may give CPU time to others ("steal"); the scenarios that measure CPU report the
 share, since CPU numbers measured under a high share come out inflated.
 
-Modules: :mod:`.harness` (sizes, rows, one batch through the runner), :mod:`.scenarios`, and
-this one (worker processes, the table, the command line).
+Modules: :mod:`.harness` (sizes, rows, one batch through the runner), :mod:`.scenarios`,
+:mod:`.sheet` (the ``report`` scenario), and this one (worker processes, the table, the
+command line).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Generator, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +30,7 @@ from ..outputs import Outputs
 from ..providers.base import Checkpoint, Generation, ImageProvider, ImageRequest
 from ..retry import RetryPolicy
 
-SCENARIOS = ("slots", "scale", "large", "reads", "storm", "photos", "batch")
+SCENARIOS = ("slots", "scale", "large", "reads", "storm", "report", "photos", "batch")
 MODEL = "gemini-3-pro-image"
 UNLIMITED_RPM = 1_000_000_000
 MB = 1_000_000
@@ -64,6 +64,7 @@ class Sizes:
     storm_delay: float = 1.0
     storm_jitter: float = 0.05
     stub_repeats: int = 3
+    report_jobs: int = 1000
 
 
 FULL = Sizes()
@@ -82,6 +83,7 @@ QUICK = Sizes(
     storm_latency=0.05,
     storm_delay=0.3,
     stub_repeats=1,
+    report_jobs=30,
 )
 
 
@@ -340,9 +342,11 @@ def run_batch(
     base_url: str | None,
     limits: Limits,
     policy: RetryPolicy | None = None,
+    saved: Callable[[Path, Sequence[str]], None] | None = None,
 ) -> Batch:
     """Run ``jobs`` as a new session through the real Runner and the real GeminiProvider
-    (the :class:`StubProvider` when ``base_url`` is None)."""
+    (the :class:`StubProvider` when ``base_url`` is None); ``saved`` is the runner's hook
+    after each save (none: the runner's own cost alone is measured)."""
     from ..providers.gemini.client import GeminiProvider
 
     journal = new_session(root, jobs)
@@ -362,6 +366,7 @@ def run_batch(
                 gate,
                 policy=policy,
                 outputs=outputs,
+                saved=saved,
             )
             rss = max_rss_mb()
             wall, cpu, started = time.perf_counter(), time.process_time(), time.monotonic()

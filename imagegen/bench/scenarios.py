@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -41,6 +42,7 @@ from .harness import (
     run_batch,
     steal_row,
 )
+from .sheet import scenario_report
 
 # -- scenarios ------------------------------------------------------------------------------
 
@@ -227,11 +229,12 @@ async def _record_done(journal: Journal, job_id: str, output: str) -> None:
     )
 
 
-def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
+def crashed_session(root: Path, count: int) -> tuple[Path, str, int, Callable[[], None]]:
     """A ``count``-job session as a crash leaves it: 60% completed, 2% failed, three jobs
     ``running`` (one whose attempt wrote its image), the rest pending; the snapshot lags the
-    log by 5% of the jobs. Returns the sessions folder, the session id and how many jobs
-    resume runs."""
+    log by 5% of the jobs. Returns the sessions folder, the session id, how many jobs resume
+    runs, and a function that puts the crashed attempt's image back as it was (a resume
+    adopts it: each timed resume needs it again)."""
     jobs = make_jobs(root, count)
     journal = new_session(root, jobs, fsync=False)
     ids = [j.id for j in jobs]
@@ -264,8 +267,13 @@ def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
     tail = ids[done + failed : done + failed + late + 3]
     planned = root / "out" / "crashed.png"
     written = Outputs(journal.session_id, root / "kept").temp_path(planned, tail[late], 1)
-    written.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (1024, 1024), (200, 120, 40)).save(written, format="PNG")
+
+    def restore() -> None:
+        planned.unlink(missing_ok=True)
+        written.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (1024, 1024), (200, 120, 40)).save(written, format="PNG")
+
+    restore()
 
     async def phase_two() -> None:
         async with reopened.writing():
@@ -281,7 +289,7 @@ def crashed_session(root: Path, count: int) -> tuple[Path, str, int]:
     with reopened:
         anyio.run(phase_two)
     journal.snapshot_path.write_bytes(saved)  # the snapshot of before the last 5%
-    return journal.sessions_dir, journal.session_id, count - done - failed - late - 1
+    return journal.sessions_dir, journal.session_id, count - done - failed - late - 1, restore
 
 
 _RESUME_CHILD = """
@@ -321,7 +329,7 @@ def _plan_resume(sessions: Path, session_id: str) -> tuple[float, int]:
 def scenario_reads(work: Path, s: Sizes) -> list[Row]:
     from .. import cli
 
-    sessions, sid, expected = crashed_session(work / "reads", s.read_jobs)
+    sessions, sid, expected, restore = crashed_session(work / "reads", s.read_jobs)
     status_argv = ["--status", sid, "--sessions-dir", str(sessions)]
     in_status, out_status, in_resume, out_resume, to_run = [], [], [], [], []
     for n in range(s.read_repeats):
@@ -337,11 +345,13 @@ def scenario_reads(work: Path, s: Sizes) -> list[Row]:
         # Resume settles the crash in the journal: each run gets a fresh copy.
         copy = work / "reads" / f"resume-{n}"
         shutil.copytree(sessions, copy)
+        restore()
         seconds, count = _plan_resume(copy, sid)
         in_resume.append(seconds)
         to_run.append(count)
         copy = work / "reads" / f"resume-fresh-{n}"
         shutil.copytree(sessions, copy)
+        restore()
         started = time.time()
         child = subprocess.run(
             [sys.executable, "-c", _RESUME_CHILD, str(copy), sid],
@@ -433,4 +443,5 @@ RUNNERS = {
     "storm": scenario_storm,
     "photos": scenario_photos,  # issue 15 (.batch_scenarios)
     "batch": scenario_batch,
+    "report": scenario_report,
 }

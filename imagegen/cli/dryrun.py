@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .. import providers
 from ..executors.budget import Budget
-from ..model import JobState
+from ..model import QUALITY_FIELD, JobState
 from ..outputs import render_target
-from ..providers import ProviderInfo
 from ..sources import Plan
 
 #: Rows shown in full before the table is summarised by section (``--json`` lists them all).
@@ -20,23 +22,51 @@ FULL_ROWS = 40
 FIRST_ROWS = 15
 
 
-def _price(info: ProviderInfo, js: JobState) -> float:
+def _calls(js: JobState) -> int:
+    """The calls a job still has to make: one per variant not made yet."""
+    return max(0, js.job.variants - len(js.variant_outputs))
+
+
+def _call_price(js: JobState) -> float:
+    """One call's price at the job's own provider's published prices (USD)."""
     j = js.job
-    return info.estimate(j.model, j.quality, j.aspect, len(j.references))
+    return providers.get(j.provider).estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
-def _batch_price(info: ProviderInfo, js: JobState) -> float | None:
-    """The job's price through the provider's Batch API (None without one)."""
+def _price(js: JobState) -> float:
+    """The job's price (USD): one call per variant it still has to make."""
+    return _call_price(js) * _calls(js)
+
+
+def _batch_call_price(js: JobState) -> float | None:
+    """One request's price through its provider's Batch API (USD; None without one)."""
     j = js.job
-    if info.batch_estimate is None:
-        return None
-    return info.batch_estimate(j.model, j.quality, j.aspect, len(j.references))
+    estimate = providers.get(j.provider).batch_estimate
+    return None if estimate is None else estimate(j.model, j.quality, j.aspect, len(j.references))
 
 
-def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
+def _batch_price(js: JobState) -> float | None:
+    """The job's price with ``--batch``: one request at Batch API prices when a batch takes
+    it (one image, a provider with a Batch API), else None (it runs online)."""
+    price = _batch_call_price(js)
+    return None if price is None or js.job.variants > 1 else price * _calls(js)
+
+
+def _run_price(js: JobState, batch: bool) -> float:
+    """What the job is expected to cost in this run: at batch prices where ``batch`` sends it."""
+    price = _batch_price(js) if batch else None
+    return _price(js) if price is None else price
+
+
+def _local(js: JobState) -> bool:
+    """A job its provider draws on this machine, free (no budget reservation)."""
+    return providers.get(js.job.provider).local
+
+
+def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
-    references, price in USD online and through the Batch API (null without one), and the
-    output path pattern."""
+    references, price in USD online and through the Batch API (null when no batch would take
+    it), and the output path pattern."""
     return [
         {
             "id": js.id,
@@ -48,32 +78,39 @@ def dry_run_rows(plan: Plan, info: ProviderInfo) -> list[dict[str, object]]:
             "quality": js.job.quality,
             "aspect": js.job.aspect,
             "references": len(js.job.references),
-            "price_usd": 0.0 if js.status == "skipped" else round(_price(info, js), 6),
+            "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
             "batch_price_usd": None
-            if (batch := _batch_price(info, js)) is None
+            if (batch := _batch_price(js)) is None
             else (0.0 if js.status == "skipped" else round(batch, 6)),
-            "output": js.output if js.status == "skipped" else js.job.target,
+            "output": js.output
+            if js.status == "skipped"
+            else js.job.target.replace(QUALITY_FIELD, js.job.quality),
         }
         for js in plan.jobs
     ]
 
 
+def print_notes(notes: Sequence[str], console: Console) -> None:
+    """A plan's notes, each as ``Note: `` and its first line, any further lines under it."""
+    for note in notes:
+        first, *rest = note.splitlines() or [""]
+        console.print(f"Note: {first}", markup=False, highlight=False)
+        for line in rest:
+            console.print(f"      {line}", markup=False, highlight=False)
+
+
 def print_dry_run(
-    plan: Plan,
-    info: ProviderInfo,
-    console: Console,
-    *,
-    max_cost: float | None,
-    as_json: bool,
-    batch: bool = False,
+    plan: Plan, console: Console, *, max_cost: float | None, as_json: bool, batch: bool = False
 ) -> None:
-    """The jobs and their estimated cost at published prices, online and (for a provider
-    with one) through the Batch API, whose prices ``batch`` (``--batch``) makes the ones the
-    budget is counted at; nothing is written."""
-    rows = dry_run_rows(plan, info)
+    """The jobs and their estimated cost at their providers' published prices (with what
+    planning would spend, ``plan.planning_usd``), online and, for the jobs a batch would take,
+    through the Batch API, whose prices ``batch`` (``--batch``) makes the ones the budget is
+    counted at; and the plan's notes. Nothing is written."""
+    rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
-    total = sum(_price(info, js) for js in to_run)
-    batch_total = sum(_batch_price(info, js) or 0.0 for js in to_run) if info.has_batch else None
+    total = sum(_price(js) for js in to_run)
+    batched = [js for js in to_run if _batch_price(js) is not None]
+    batch_total = sum(_run_price(js, True) for js in to_run) if batched else None
     if as_json:
         console.file.write(
             orjson.dumps(
@@ -81,6 +118,8 @@ def print_dry_run(
                     "describe": plan.describe,
                     "total_usd": round(total, 6),
                     "batch_total_usd": None if batch_total is None else round(batch_total, 6),
+                    "planning_usd": plan.planning_usd,
+                    "notes": list(plan.notes),
                     "jobs": rows,
                 },
                 option=orjson.OPT_INDENT_2,
@@ -88,59 +127,98 @@ def print_dry_run(
             + "\n"
         )
         return
+    print_notes(plan.notes, console)
     if len(rows) > FULL_ROWS:
         sections: Counter[str] = Counter()
         costs: dict[str, float] = {}
         for js in to_run:
             sections[js.job.group[0]] += 1
-            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(info, js)
+            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(js)
         summary = Table(title=plan.describe)
         for column in ("section", "jobs", "cost (USD)"):
             summary.add_column(column, justify="left" if column == "section" else "right")
         for name, count in sections.items():
             summary.add_row(name, str(count), f"{costs[name]:.2f}")
         console.print(summary)
-    table = Table(title=None if len(rows) > FULL_ROWS else plan.describe)
-    columns = ("id", "job", "refs", "model", "USD", *(("batch USD",) if batch else ()), "output")
+    settings = {f"{r['provider']} · {r['model']} · {r['quality']}" for r in rows}
+    several = len(settings) > 1
+    table = Table(
+        title=None if len(rows) > FULL_ROWS else plan.describe,
+        caption=None if several else next(iter(settings)),
+    )
+    columns = [
+        "id",
+        "job",
+        "refs",
+        "aspect",
+        "USD",
+        *(["batch USD"] if batch else []),
+        *(["model"] if several else []),
+        "file",
+    ]
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column in ("id", "refs", "aspect", "USD", "batch USD"))
     for row in rows[: FIRST_ROWS if len(rows) > FULL_ROWS else len(rows)]:
-        batch_cell = (f"{row['batch_price_usd'] or 0.0:.4f}",) if batch else ()
-        table.add_row(
+        cells = [
             str(row["id"]),
             str(row["title"]) + (" (skipped: exists)" if row["status"] == "skipped" else ""),
             str(row["references"]),
-            f"{row['provider']} · {row['model']} · {row['quality']} {row['aspect']}",
+            str(row["aspect"]),
             f"{row['price_usd']:.3f}",
-            *batch_cell,
-            str(row["output"]),
-        )
+        ]
+        if batch:  # a job no batch takes runs online: its online price stands
+            price = row["batch_price_usd"]
+            cells.append("online" if price is None else f"{price:.3f}")
+        if several:
+            cells.append(f"{row['provider']} · {row['model']} · {row['quality']}")
+        cells.append(Path(str(row["output"])).name)
+        table.add_row(*cells)
     console.print(table)
     if len(rows) > FULL_ROWS:
         console.print(f"… {len(rows) - FIRST_ROWS} more jobs: --dry-run --json lists every one")
     skipped = len(rows) - len(to_run)
-    first = to_run[0].job if to_run else None
-    where = f" at {first.quality} ({first.provider} {first.model}" if first else " ("
+    local = sum(js.job.variants for js in to_run if _local(js))
+    paid = [js for js in to_run if not _local(js)]
+    shown = paid or to_run  # the paid jobs name the prices; drawn ones are counted apart
+    first = shown[0].job if shown else None
+    used = list(dict.fromkeys((js.job.provider, js.job.model) for js in shown))
+    if len(used) == 1 and first is not None:
+        where = f" at {first.quality} ({first.provider} {first.model}, "
+    else:
+        where = " (" + "".join(f"{p} {m}, " for p, m in used)
+    as_of = ", ".join(dict.fromkeys(providers.get(p).prices_as_of for p, _ in used)) or "today"
+    images = sum(js.job.variants for js in to_run)
     console.print(
-        f"Estimated cost: ${total:.2f} for {len(to_run)} images{where}, published prices of "
-        f"{info.prices_as_of}, before thinking tokens)"
+        f"Estimated cost: ${total + plan.planning_usd:.2f} for {images} images"
+        + (f" ({local} drawn locally, free)" if local else "")
+        + f"{where}published prices of {as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
     if batch_total is not None:
+        rest = len(to_run) - len(batched)
+        online = f", {rest} job(s) still online" if rest else ""
         console.print(
             f"Through the Batch API ({'--batch' if batch else 'add --batch'}): "
-            f"${batch_total:.2f}, half of ${total:.2f} online; results within 24 h"
+            f"${batch_total + plan.planning_usd:.2f} against ${total + plan.planning_usd:.2f} "
+            f"online (half price for the {len(batched)} job(s) a batch takes{online}); "
+            "results within 24 h"
         )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
     if max_cost is not None:
-        budget = Budget(max_cost)
+        budget = Budget(max_cost, spent=plan.planning_usd)
+        # Each call reserves its own price and the thinking allowance: N per job of N
+        # variants; a job drawn locally reserves nothing.
+        # With --batch, a job a batch takes reserves its batch price instead, once.
         held = [
-            budget.reservation((_batch_price(info, js) or 0.0) if batch else _price(info, js))
-            for js in to_run
+            budget.reservation(batch_price)
+            if batch and (batch_price := _batch_price(js)) is not None
+            else _calls(js) * budget.reservation(_call_price(js))
+            for js in paid
         ]
-        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > max_cost), len(held))
+        room = max_cost - plan.planning_usd
+        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(
             f"Budget ${max_cost:.2f} covers {covered} (each job reserves its price + an "

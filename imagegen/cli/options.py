@@ -9,18 +9,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from .. import sources
-from ..errors import EXIT_USAGE
+from .. import providers, sources
+from ..errors import EXIT_USAGE, InputError
+from ..providers.vertex import vertex_by_default
 
 QUALITIES = ("1K", "2K", "4K")
 PROVIDERS = ("gemini", "vertex", "openai", "fal")
+DEFAULT_PROVIDER = "gemini"
+
+
+def default_provider() -> str:
+    """``--provider`` when not given: vertex when the SDK's ``GOOGLE_GENAI_USE_VERTEXAI`` says
+    so (as the SDK itself would), else gemini."""
+    return "vertex" if vertex_by_default() else DEFAULT_PROVIDER
+
+
+DEFAULT_QUALITY = "1K"
+DEFAULT_ASPECT = "1:1"
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, with an error as one line naming the option and the fix (README, "Exit
-    codes": 2), not the usage block first."""
+    codes": 2), not the usage block first. With ``raising``, the error is an InputError
+    instead (a library call must not exit the caller's program)."""
+
+    raising = False
 
     def error(self, message: str) -> NoReturn:
+        if self.raising:
+            raise InputError(f"{message} (see {self.prog} --help)")
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -82,15 +99,40 @@ def aspect(value: str) -> str:
     return value
 
 
+def _pool_defaults(field: str) -> str:
+    """Each provider's default for a pool limit, for the help text: "gemini 3, vertex 4, ..."."""
+    return ", ".join(f"{name} {getattr(providers.get(name).pool, field):g}" for name in PROVIDERS)
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options every way of starting a batch shares (README, "Options")."""
+    """The options every way of starting a batch shares (README, "Options").
+
+    ``--provider`` defaults to gemini, or to vertex when the google-genai SDK's own switch
+    ``GOOGLE_GENAI_USE_VERTEXAI`` (or ``GOOGLE_GENAI_USE_ENTERPRISE``) says so. The pool limits
+    default to the provider's own (:class:`~imagegen.providers.PoolDefaults`). A source may
+    set its own default size tier and aspect first, in its ``add_arguments``
+    (``parser.set_defaults(default_quality=..., default_aspect=...)``): an untyped
+    ``--quality`` or ``--aspect`` then means the source's, not the project's."""
+    tier = parser.get_default("default_quality") or DEFAULT_QUALITY
+    ratio = parser.get_default("default_aspect") or DEFAULT_ASPECT
+    parser.set_defaults(default_quality=tier, default_aspect=ratio)
     gen = parser.add_argument_group("images")
+    # No argparse defaults for these four: a source with defaults of its own (an input file's
+    # provider) must know which ones the user typed. verbs.start fills in the defaults.
     gen.add_argument(
-        "--provider", choices=PROVIDERS, default="gemini", help="who makes the images (gemini)"
+        "--provider",
+        choices=PROVIDERS,
+        help="who makes the images (gemini; vertex when GOOGLE_GENAI_USE_VERTEXAI is true)",
     )
     gen.add_argument("--model", help="model id (default: the provider's first, README)")
-    gen.add_argument("--quality", type=quality, default="1K", help="size tier 1K, 2K or 4K (1K)")
-    gen.add_argument("--aspect", type=aspect, default="1:1", help="aspect ratio, e.g. 16:9 (1:1)")
+    gen.add_argument("--quality", type=quality, help=f"size tier 1K, 2K or 4K ({tier})")
+    gen.add_argument("--aspect", type=aspect, help=f"aspect ratio, e.g. 16:9 ({ratio})")
+    gen.add_argument(
+        "--variants",
+        type=positive_int("--variants", 1, 4),
+        default=1,
+        help="candidates per job, each its own call and file, all kept (1)",
+    )
     run = parser.add_argument_group("running")
     run.add_argument(
         "--sessions-dir",
@@ -101,17 +143,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--concurrency",
         type=positive_int("--concurrency", 1, 64),
-        help="calls in flight (the provider's default: 3 for Gemini)",
+        help=f"calls in flight (the provider's default: {_pool_defaults('concurrency')})",
     )
     run.add_argument(
         "--min-interval",
         type=number("--min-interval", allow_zero=True),
-        help="seconds between request starts (provider default: 1.0 for Gemini)",
+        help=f"seconds between request starts (default: {_pool_defaults('min_interval')})",
     )
     run.add_argument(
         "--rpm",
         type=positive_int("--rpm", 1, 10_000),
-        help="request starts per 60 s (provider default: 60 for Gemini)",
+        help=f"request starts per 60 s (default: {_pool_defaults('rpm')})",
     )
     run.add_argument(
         "--timeout",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from ..recovery import parse_job_ids
 from ..retry import RetryPolicy, load_policy
 from ..session import Settings, keys_for, provider_names, run_session, session_providers
 from ..sources import Plan, RunDefaults
-from .dryrun import print_dry_run
+from .dryrun import print_dry_run, print_notes
+from .options import default_provider
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
 RUN_KEYS = (
@@ -76,11 +77,20 @@ def parse_job_list(text: str | None) -> list[str]:
     return items
 
 
-def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
-    """Refuse, before anything is paid, what the provider cannot do (sizes, ratios, the
-    number of reference images); one line naming the job and the fix."""
+def check_capabilities(jobs: Sequence[JobState]) -> None:
+    """Refuse, before anything is paid, what each job's own provider cannot do (sizes, ratios,
+    the number of reference images); one line naming the job and the fix."""
     for js in jobs:
-        job = js.job
+        _check_job(js, providers.get(js.job.provider))
+
+
+def _check_job(js: JobState, info: ProviderInfo) -> None:
+    job = js.job
+    if info.validate is not None:
+        problem = info.validate(job.model, job.quality, job.aspect)
+        if problem is not None:
+            raise InputError(f"{job.title}: {problem}")
+    else:
         if job.quality not in info.qualities:
             raise InputError(
                 f"{info.name} cannot make {job.quality} images ({job.title}); use --quality "
@@ -91,20 +101,33 @@ def check_capabilities(jobs: Sequence[JobState], info: ProviderInfo) -> None:
                 f"{info.name} does not support aspect {job.aspect} ({job.title}, "
                 f"{job.prompt_file}); use one of {', '.join(info.aspects)}"
             )
-        if len(job.references) > info.max_references:
-            folder = Path(job.references[0]).parent if job.references else job.prompt_file
-            raise InputError(
-                f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
-                f"most {info.max_references}; remove some from {folder}"
-            )
+    if len(job.references) > info.max_references:
+        folder = Path(job.references[0]).parent if job.references else job.prompt_file
+        raise InputError(
+            f"{job.title}: {len(job.references)} reference images, {info.title} takes at "
+            f"most {info.max_references}; remove some from {folder}"
+        )
 
 
-def check_batch(args: argparse.Namespace, info: ProviderInfo) -> None:
-    """Refuse ``--batch`` for a provider without a Batch API imagegen can use, in one line."""
-    if args.batch and not info.has_batch:
+def check_batch(
+    args: argparse.Namespace, info: ProviderInfo, jobs: Sequence[JobState] = ()
+) -> None:
+    """Refuse ``--batch`` in one line: for a session whose provider has no Batch API imagegen
+    can use (Vertex AI's reads Cloud Storage, not uploaded files), and with ``--variants``
+    (a batch request line makes one image; ``jobs``: a resumed session's unfinished ones)."""
+    if not args.batch:
+        return
+    if not info.has_batch:
         raise InputError(
             f"--batch: {info.title} has no Batch API imagegen can use (only the Gemini API's "
             "takes uploaded files); run without --batch"
+        )
+    varied = getattr(args, "variants", 1) > 1 or any(
+        js.job.variants > 1 for js in jobs if js.status not in ("completed", "skipped")
+    )
+    if varied:
+        raise InputError(
+            "--batch makes one image per job; --variants runs online only: drop one of them"
         )
 
 
@@ -124,12 +147,18 @@ def _batch_config(
     }
 
 
-def _limits(args: argparse.Namespace, info: ProviderInfo) -> dict[str, Any]:
-    pool = info.pool
+def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str, Any]:
+    """The pool limits: the flags, else the strictest default of the providers used (one
+    pool serves a session's jobs, whichever provider each names)."""
+    pools = [info.pool for info in infos]
     return {
-        "concurrency": args.concurrency if args.concurrency is not None else pool.concurrency,
-        "min_interval": args.min_interval if args.min_interval is not None else pool.min_interval,
-        "rpm": args.rpm if args.rpm is not None else pool.rpm,
+        "concurrency": args.concurrency
+        if args.concurrency is not None
+        else min(p.concurrency for p in pools),
+        "min_interval": args.min_interval
+        if args.min_interval is not None
+        else max(p.min_interval for p in pools),
+        "rpm": args.rpm if args.rpm is not None else min(p.rpm for p in pools),
         "timeout": args.timeout,
         "offline": args.offline,
     }
@@ -167,54 +196,173 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
 
 def _unfinished_twin(sessions_dir: Path, config: dict[str, JSON]) -> str | None:
     """An unfinished session planned from the same selection (seed 003, "Notes": "Always check
-    session log before starting new batch")."""
-    wanted = {k: v for k, v in config.items() if k not in RUN_KEYS}
+    session log before starting new batch"). Keys starting with ``planning_`` record what
+    planning spent, not what is made: ignored too."""
+
+    def selection(cfg: dict[str, JSON]) -> dict[str, JSON]:
+        return {k: v for k, v in cfg.items() if k not in RUN_KEYS and not k.startswith("planning_")}
+
+    wanted = selection(config)
     for session_id in reversed(journal_mod.list_sessions(sessions_dir)):
         try:
             state = journal_mod.load(sessions_dir, session_id)
         except InputError:
             continue
-        theirs = {k: v for k, v in state.config.items() if k not in RUN_KEYS}
-        if theirs == wanted and state.summary().unfinished:
+        if selection(state.config) == wanted and state.summary().unfinished:
             return session_id
     return None
 
 
-def start(
-    source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
-) -> int:
-    """Plan a new session from a source and run it (or show it, with ``--dry-run``)."""
-    source = sources.get(source_name)
-    info = providers.get(args.provider)
-    defaults = RunDefaults(info, args.model or info.default_model, args.quality, args.aspect)
-    check_batch(args, info)
-    plan = source.plan(args, defaults)
-    check_capabilities(plan.jobs, info)
-    if args.dry_run:
-        print_dry_run(
-            plan, info, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch
-        )
-        return 0
-    config: dict[str, JSON] = {
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new session ready to be created: its finished plan, config, run settings and keys."""
+
+    plan: Plan
+    config: dict[str, JSON]
+    settings: Settings
+    keys: dict[str, str]
+
+
+def run_defaults(args: argparse.Namespace) -> RunDefaults:
+    """What the run options ask planning for: each typed option, else the source's default
+    (``default_quality``, ``default_aspect``), else the project's; and which were typed."""
+    chosen = frozenset(
+        name for name in ("provider", "model", "quality", "aspect") if getattr(args, name)
+    )
+    info = providers.get(args.provider or default_provider())
+    return RunDefaults(
+        info,
+        args.model or info.default_model,
+        args.quality or args.default_quality,
+        args.aspect or args.default_aspect,
+        chosen,
+    )
+
+
+def plan_new(source_name: str, args: argparse.Namespace) -> tuple[Plan, ProviderInfo]:
+    """A source's plan for ``args`` (with ``--variants``), each job checked against its own
+    provider, and the ``--provider`` default it was planned with; nothing written, nothing
+    paid. Raises InputError naming the bad input."""
+    defaults = run_defaults(args)
+    plan = _varied(sources.get(source_name).plan(args, defaults), args.variants)
+    check_capabilities(plan.jobs)
+    return plan, defaults.provider
+
+
+def _varied(plan: Plan, variants: int) -> Plan:
+    """``--variants N``: N candidates for each job that makes an image with a paid call (a
+    skipped job makes none; a provider drawing locally would draw the same image N times).
+    Idempotent: a completed plan (``Plan.complete``) gets them again."""
+    if variants == 1:
+        return plan
+    suffix = f", {variants} variants each"
+    return replace(
+        plan,
+        jobs=tuple(
+            js
+            if js.status == "skipped" or providers.get(js.job.provider).local
+            else replace(js, job=replace(js.job, variants=variants))
+            for js in plan.jobs
+        ),
+        describe=plan.describe if plan.describe.endswith(suffix) else plan.describe + suffix,
+    )
+
+
+def _used(info: ProviderInfo, plan: Plan) -> list[str]:
+    """The providers a new session opens: the session's own first (``--provider`` when a job
+    uses it, else the first one its jobs name), then every other its jobs name."""
+    used = provider_names(info.name, plan.jobs)
+    if not any(js.job.provider == info.name for js in plan.jobs):
+        used = used[1:]  # --provider's default, which no job uses: no key needed for it
+    return used
+
+
+def _config(
+    source_name: str, args: argparse.Namespace, plan: Plan, info: ProviderInfo
+) -> dict[str, JSON]:
+    defaults = run_defaults(args)
+    used = _used(info, plan)
+    main = providers.get(used[0])
+    return {
         **plan.config,
-        "quality": args.quality,
-        "aspect": args.aspect,
-        "model": defaults.model,
-        "provider": info.name,
+        "quality": defaults.quality,
+        "aspect": defaults.aspect,
+        "model": defaults.model
+        if main.name == info.name
+        else next(js.job.model for js in plan.jobs if js.job.provider == main.name),
+        "provider": main.name,
         "source": source_name,
         "header": list(plan.header),
         "facts": [list(f) for f in plan.facts],
-        **_limits(args, info),
+        "variants": args.variants,
+        **_limits(args, [providers.get(name) for name in used]),
         **_batch_config(args),
     }
+
+
+def prepare_new(
+    source_name: str,
+    args: argparse.Namespace,
+    plan: Plan,
+    info: ProviderInfo,
+    *,
+    single: bool = False,
+) -> Prepared:
+    """Everything a new session with jobs needs, refused before anything is written: every
+    provider's key, an unfinished twin session; then the plan's paid completion
+    (``Plan.complete``)."""
+    config = _config(source_name, args, plan, info)
     settings = settings_from(args, config)
-    keys = keys_for(provider_names(info.name, plan.jobs), settings.offline)  # before writing
+    keys = keys_for(_used(info, plan), settings.offline)  # before writing
     if not (args.new or single) and (twin := _unfinished_twin(args.sessions_dir, config)):
         raise InputError(
             f"session {twin} has the same selection and is unfinished: continue it with "
             f"--resume {twin}, or pass --new to start another"
         )
-    return _create_and_run(args.sessions_dir, config, plan, settings, keys, console)
+    if plan.complete is not None:
+        plan = _varied(plan.complete(), args.variants)
+        config = _config(source_name, args, plan, info)
+    return Prepared(plan, config, settings, keys)
+
+
+def start(
+    source_name: str, args: argparse.Namespace, console: Console, *, single: bool = False
+) -> int:
+    """Plan a new session from a source and run it (or show it, with ``--dry-run``).
+
+    A plan without jobs starts nothing (exit 0). The session's own provider is ``--provider``
+    when a job uses it, else the first one its jobs name; every provider named is opened and
+    its key read before anything is written.
+    """
+    plan, info = plan_new(source_name, args)
+    if not plan.jobs:
+        print_notes(plan.notes, console)
+        console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
+        return 0
+    check_batch(args, providers.get(_used(info, plan)[0]))  # the session's own provider
+    if args.dry_run:
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch)
+        return 0
+    ready = prepare_new(source_name, args, plan, info, single=single)
+    print_notes(ready.plan.notes, console)
+    return _create_and_run(
+        args.sessions_dir, ready.config, ready.plan, ready.settings, ready.keys, console
+    )
+
+
+def create_session(
+    sessions_dir: Path, config: dict[str, JSON], plan: Plan, parent: Journal | None = None
+) -> Journal:
+    """Create the session (its journal, holding its lock); InputError if it cannot be."""
+    try:
+        return Journal.create(
+            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
+        )
+    except OSError as exc:
+        raise InputError(
+            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
+            "writable --sessions-dir (nothing was started)"
+        ) from exc
 
 
 def _create_and_run(
@@ -226,15 +374,7 @@ def _create_and_run(
     console: Console,
     parent: Journal | None = None,
 ) -> int:
-    try:
-        journal = Journal.create(
-            sessions_dir, config, plan.jobs, parent=parent.session_id if parent else None
-        )
-    except OSError as exc:
-        raise InputError(
-            f"cannot create a session in {sessions_dir}: {exc.strerror or exc}; choose a "
-            "writable --sessions-dir (nothing was started)"
-        ) from exc
+    journal = create_session(sessions_dir, config, plan, parent)
     with journal:
         if parent is not None:
             anyio.run(_link_child, parent, journal.session_id)
@@ -293,7 +433,8 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
                 "from its event log."
             )
         config = journal.state.config
-        check_batch(args, providers.get(str(config.get("provider", "gemini"))))
+        main = providers.get(str(config.get("provider", "gemini")))
+        check_batch(args, main, list(journal.state.jobs.values()))
         settings = settings_from(args, config)
         keys = keys_for(session_providers(journal.state), settings.offline)
         console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
@@ -310,15 +451,24 @@ UPGRADE_INSTRUCTION = (
 
 
 def upgrade_jobs(
-    parent: Sequence[JobState], to_quality: str, info: ProviderInfo, chosen: Sequence[str] = ()
+    parent: Sequence[JobState],
+    to_quality: str,
+    info: ProviderInfo,
+    chosen: Mapping[str, int | None] | None = None,
 ) -> list[JobState]:
-    """One job per completed parent job (or per job in ``chosen``) at ``to_quality``.
+    """One job per completed parent job (or per job in ``chosen``, job id -> the variant picked
+    or None for the first) at ``to_quality``.
 
-    Regeneration is not deterministic, so each job sends the accepted image first, then its
-    references (up to the provider's limit), with an instruction to reproduce it. Outputs land
-    where the parent's did, named with the new quality. Raises InputError if none completed.
+    Regeneration is not deterministic, so each job sends the accepted image (the picked
+    variant) first, then its references (up to the provider's limit), with an instruction to
+    reproduce it. Outputs land where the parent's did, named with the new quality. Raises
+    InputError if none completed or a picked variant does not exist.
     """
-    picked = [js for js in parent if js.status == "completed" and js.output]
+    picked = [
+        js
+        for js in parent
+        if js.status == "completed" and js.output and not providers.get(js.job.provider).local
+    ]  # a drawn placeholder has nothing to upgrade
     if chosen:
         missing = [js.id for js in parent if js.id in chosen and js not in picked]
         if missing:
@@ -329,6 +479,15 @@ def upgrade_jobs(
     out = []
     for n, js in enumerate(picked, 1):
         old = js.job
+        accepted = js.output or ""
+        variant = (chosen or {}).get(js.id)
+        if variant is not None:
+            if not 1 <= variant <= len(js.variant_outputs):
+                raise InputError(
+                    f"job {js.id} has no variant {variant} (it has "
+                    f"{len(js.variant_outputs) or 1}); name it as {js.id}:1"
+                )
+            accepted = js.variant_outputs[variant - 1]
         job: Job = replace(
             old,
             id=f"{n:03d}",
@@ -336,11 +495,10 @@ def upgrade_jobs(
                 *old.prompt_parts,
                 UPGRADE_INSTRUCTION.format(old=old.quality, new=to_quality),
             ),
-            references=(str(Path(js.output or "").resolve()), *old.references)[
-                : info.max_references
-            ],
+            references=(str(Path(accepted).resolve()), *old.references)[: info.max_references],
             quality=to_quality,
             labels=(*old.labels, ("upgrade_of", old.id)),
+            variants=1,
         )
         out.append(JobState(job))
     return out
@@ -351,17 +509,21 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
     if not args.to_quality:
         raise InputError("--upgrade needs --to-quality (2K or 4K)")
     parent_state = journal_mod.load(args.sessions_dir, args.upgrade)
-    wanted = parse_job_list(args.job)
     known = set(parent_state.jobs)
     width = max(len(i) for i in known)
-    chosen = [w.zfill(width) if w.isdigit() else w for w in wanted]
-    for raw, job_id in zip(wanted, chosen, strict=True):
+    chosen: dict[str, int | None] = {}
+    for raw in parse_job_list(args.job):
+        job_id, _, variant = raw.partition(":")  # 003:2 is job 003's second variant
+        job_id = job_id.zfill(width) if job_id.isdigit() else job_id
         if job_id not in known:
             raise InputError(f"session {args.upgrade} has no job {raw!r} (see --status)")
+        if variant and not variant.isdigit():
+            raise InputError(f"--job {raw!r}: a variant is a number, e.g. {job_id}:2")
+        chosen[job_id] = int(variant) if variant else None
     config = dict(parent_state.config)
     info = providers.get(str(config.get("provider", "gemini")))
     jobs = upgrade_jobs(list(parent_state.jobs.values()), args.to_quality, info, chosen)
-    check_capabilities(jobs, info)
+    check_capabilities(jobs)
     plan = Plan(
         tuple(jobs),
         {},
@@ -374,14 +536,12 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
     )
     check_batch(args, info)
     if args.dry_run:
-        print_dry_run(
-            plan, info, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch
-        )
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch)
         return 0
     config.update(
         quality=args.to_quality,
         header=list(plan.header),
-        **_limits(args, info),
+        **_limits(args, [info]),
         **_batch_config(args),
     )
     settings = settings_from(args, config)

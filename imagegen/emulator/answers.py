@@ -18,7 +18,8 @@ class Answer:
     """An HTTP answer: status code, body bytes, Content-Type.
 
     ``truncate``: send only half the body, then close the connection (:meth:`Outcome.drop`).
-    ``generated``: a whole, valid image went out (counted in ``Emulator.generated``).
+    ``generated``: a whole, valid image went out (counted in ``Emulator.generated``);
+    ``written``: a text model's answer went out (counted in ``Emulator.written``).
     """
 
     code: int
@@ -26,6 +27,7 @@ class Answer:
     content_type: str = wire.JSON_CONTENT_TYPE
     truncate: bool = False
     generated: bool = False
+    written: bool = False
 
 
 def answer(request: wire.ParsedRequest, outcome: Outcome, render_mode: str) -> Answer:
@@ -42,6 +44,15 @@ def answer(request: wire.ParsedRequest, outcome: Outcome, render_mode: str) -> A
         usage = wire.usage_metadata(request, image=False)
         reason = outcome.reason or "OTHER"
         return Answer(200, wire.response_body(request, None, finish_reason=reason, usage=usage))
+    if request.model in wire.TEXT_MODELS:
+        # A text model answers in words: "text_only" scripts them, anything else (an unscripted
+        # request included) gets the deterministic default.
+        text = outcome.text if kind == "text_only" and outcome.text else wire.default_text(request)
+        usage = wire.text_usage(request, text)
+        body = wire.response_body(request, [{"text": text}], usage=usage)
+        if kind == "drop":
+            return Answer(200, body, truncate=True)
+        return Answer(200, body, written=True)
     if kind == "text_only":
         text = outcome.text or ""
         usage = wire.usage_metadata(request, image=False, text_tokens=max(1, len(text) // 4))

@@ -64,7 +64,7 @@ MAX_IMAGE_URLS = 14
 RESOLUTIONS = ("1K", "2K", "4K")
 FORMATS = ("png", "jpeg", "webp")
 FILES = "/fal-files/"
-_NOT_FAL = ("/v1/", "/v1beta/", "/upload/")
+_NOT_FAL = ("/v1/", "/v1beta/", "/v1beta1/", "/upload/", "/oauth2/")  # Google's paths
 
 
 class FalWireError(Exception):

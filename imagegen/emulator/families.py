@@ -5,6 +5,8 @@ answers it, anything else falls through to the Gemini routes. Paths are disjoint
 
     /v1/images/...          OpenAI (:mod:`.openai_routes`)
     /v1/..., /v1beta/...    Gemini (the emulator's own routes)
+    /v1beta1/..., /v1/publishers/..., /v1/projects/..., /oauth2/token
+                            Vertex AI (the emulator's own routes, with :mod:`.vertex`)
     anything else           fal's queue (:mod:`.fal_routes`): /{owner}/{alias}[/...]
 
 Each family keeps its own state (what it received, what it counted) per emulator, reachable

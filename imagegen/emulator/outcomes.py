@@ -46,6 +46,13 @@ _MESSAGE_FOR_CODE = {
     504: "The service is currently unavailable.",
 }
 
+
+def default_message(code: int) -> str:
+    """The message :meth:`Outcome.error` gives a code when the script names none (a route
+    family with messages of its own, Vertex's, tells a scripted message from it this way)."""
+    return _MESSAGE_FOR_CODE.get(code, f"HTTP {code}")
+
+
 KINDS = (
     "image",
     "error",
@@ -113,7 +120,7 @@ class Outcome:
             kind="error",
             code=code,
             status=status or STATUS_FOR_CODE.get(code, "UNKNOWN"),
-            message=message or _MESSAGE_FOR_CODE.get(code, f"HTTP {code}"),
+            message=message or default_message(code),
             retry_delay=retry_delay,
             quota_id=quota_id,
             reason=reason,

@@ -1,10 +1,11 @@
-"""A loopback HTTP server that answers ``generateContent`` like the Gemini API.
+"""A loopback HTTP server that answers ``generateContent`` like the Gemini API and Vertex AI.
 
-The real google-genai SDK talks to it unchanged (point ``base_url`` or ``GOOGLE_GEMINI_BASE_URL``
-at :attr:`Emulator.base_url`), so the adapter's request building, response parsing and error
-mapping are tested against real HTTP. Routes, error bodies and response shapes follow
-``shared/notes/gemini-api.md``. Each request runs in its own daemon thread, so ``latency`` and
-``hang`` are real, concurrent delays.
+The real google-genai SDK talks to it unchanged (point ``base_url``, ``GOOGLE_GEMINI_BASE_URL``
+or, for Vertex, ``GOOGLE_VERTEX_BASE_URL`` at :attr:`Emulator.base_url`), so the adapter's
+request building, response parsing and error mapping are tested against real HTTP. Routes,
+error bodies and response shapes follow ``shared/notes/gemini-api.md``; Vertex's routes, auth
+and error shapes are :mod:`.vertex`'s. Each request runs in its own daemon thread, so
+``latency`` and ``hang`` are real, concurrent delays.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from . import answers, families, render, wire
+from . import answers, families, render, vertex, wire
 from .batch_routes import BatchRoutes
 from .batches import BatchStore
 from .clock import Clock
@@ -47,10 +49,13 @@ class Emulator:
     stats.
 
     Stats, safe to read from any thread: ``requests`` (count of all requests), ``generated``
-    (Counter of successful image answers by prompt text), ``max_in_flight`` (peak concurrent
+    (Counter of successful image answers by prompt text), ``written`` (the same for text
+    models' answers: a request to a text model gets words), ``max_in_flight`` (peak concurrent
     requests), ``request_starts`` (``time.monotonic()`` of each arrival), ``last_request_json``
-    (the last parsed request body). Set ``log_requests`` to print one line per request to
-    stderr.
+    (the last parsed request body), ``last_request_path``. Set ``log_requests`` to print one
+    line per request to stderr. Set ``on_request`` to a function of the prompt text to run it
+    in the request's thread just before each valid request is answered, in every route family
+    (a test's hook to act while a call is in flight: edit an input file, wait at a barrier).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Emulator:
         self.render = render
         self.expected_key = expected_key
         self.log_requests = False
+        self.on_request: Callable[[str], None] | None = None
         self._host, self._port = host, port
         self._script = Script()
         self._lock = threading.Lock()
@@ -80,8 +86,10 @@ class Emulator:
         self._in_flight = 0
         self._max_in_flight = 0
         self._generated: Counter[str] = Counter()
+        self._written: Counter[str] = Counter()
         self._starts: list[float] = []
         self._last_json: dict[str, Any] | None = None
+        self._last_path: str | None = None
         # The Files and Batch APIs (.files_routes, .batch_routes) keep time on `clock`.
         self.clock: Clock = clock or time.time
         self.files = FileStore(self.clock)
@@ -168,6 +176,12 @@ class Emulator:
             return Counter(self._generated)
 
     @property
+    def written(self) -> Counter[str]:
+        """Text answers sent by text models, by request text."""
+        with self._lock:
+            return Counter(self._written)
+
+    @property
     def max_in_flight(self) -> int:
         with self._lock:
             return self._max_in_flight
@@ -181,6 +195,12 @@ class Emulator:
     def last_request_json(self) -> dict[str, Any] | None:
         with self._lock:
             return self._last_json
+
+    @property
+    def last_request_path(self) -> str | None:
+        """The path of the last generateContent request (no query: a ?key= stays out)."""
+        with self._lock:
+            return self._last_path
 
     # -- request handling (handler threads) -----------------------------------------------
 
@@ -223,17 +243,31 @@ class Emulator:
         for routes in self._routes:
             if routes.answer(handler, url, body):
                 return
-        take, sleep = self._script.take, self._sleep
+        take, sleep = self._take, self._sleep
         if families.answer(self, handler, url.path, url.query, body, take=take, sleep=sleep):
             return
-        if handler.command != "POST" or not _is_route(url.path):
+        if handler.command == "POST" and url.path == vertex.TOKEN_PATH:
+            handler.reply(*vertex.token_answer(self, body))
+            return
+        route = vertex.match(url.path) if handler.command == "POST" else None
+        credential = ""
+        if route is not None:
+            credential = vertex.check_auth(
+                self, route, handler.headers, url.query, self.expected_key
+            )
+            model, version = route.model, route.version
+        elif handler.command == "POST" and _is_route(url.path):
+            model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
+            version = url.path.split("/", 2)[1]
+            self._check_key(handler, url)
+        else:
             raise wire.WireError(404, "NOT_FOUND", f"Method not found: {url.path}")
-        model = url.path.split("/models/", 1)[1].removesuffix(_ROUTE_SUFFIX)
-        version = url.path.split("/", 2)[1]
-        self._check_key(handler, url)
         raw = wire.load_json(body)
         with self._lock:
             self._last_json = raw
+            self._last_path = url.path
+        if route is not None and model not in vertex.KNOWN_MODELS:
+            raise vertex.model_not_found(route)
         if model not in wire.KNOWN_MODELS:
             raise wire.WireError(
                 404,
@@ -242,21 +276,26 @@ class Emulator:
                 "for generateContent. Call ListModels to see the list of available models and "
                 "their supported methods.",
             )
-        request, outcome, reply = self._generate(model, raw, self.clock())
+        request, outcome, reply = self._generate(model, raw, self.clock(), route, credential)
         handler.note = outcome.kind
         self._sleep(self.latency)
         if outcome.kind == "hang":
             self._sleep(outcome.seconds)
         # Counted after the latency and before the answer leaves, as a service bills the work:
         # a client that has read the answer always finds it counted.
-        if reply.generated:
-            self._count_generated(request.text)
+        self._count(reply, request.text)
         handler.reply(reply.code, reply.body, reply.content_type, truncate=reply.truncate)
 
     def _generate(
-        self, model: str, raw: dict[str, Any], at: float
+        self,
+        model: str,
+        raw: dict[str, Any],
+        at: float,
+        route: vertex.Route | None = None,
+        credential: str = "",
     ) -> tuple[wire.ParsedRequest, Outcome, answers.Answer]:
-        """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry).
+        """Answer one GenerateContentRequest as of time ``at`` (seconds, for file expiry), as
+        the Gemini API does, or Vertex on its ``route`` (the request carrying ``credential``).
 
         Kept apart from the HTTP handling so that other routes can answer requests exactly as
         ``generateContent`` does. Raises WireError for a request the service rejects.
@@ -269,17 +308,20 @@ class Emulator:
                     "Unable to process input image. Please retry or report in "
                     "https://developers.generativeai.google/guide/troubleshooting"
                 )
-        outcome = self._script.take(request.text)
-        return request, outcome, answers.answer(request, outcome, self.render)
+        outcome = self._take(request.text)
+        reply = vertex.answer(request, outcome, route, credential) if route is not None else None
+        return request, outcome, reply or answers.answer(request, outcome, self.render)
 
-    def _count_generated(self, text: str) -> None:
-        with self._lock:
-            self._generated[text] += 1
+    def _count(self, reply: answers.Answer, text: str) -> None:
+        """Count an answer that carries work: an image (``generated``) or a text model's
+        words (``written``)."""
+        if reply.generated or reply.written:
+            with self._lock:
+                (self._generated if reply.generated else self._written)[text] += 1
 
     def _batch_answer(self, model: str, raw: dict[str, Any], at: float) -> answers.Answer:
         request, _, reply = self._generate(model, raw, at)
-        if reply.generated:
-            self._count_generated(request.text)
+        self._count(reply, request.text)
         return reply
 
     def _check_key(self, handler: Handler, url: SplitResult) -> None:
@@ -300,6 +342,12 @@ class Emulator:
                 reason="API_KEY_INVALID",
             )
             raise wire.WireError.from_outcome(invalid)
+
+    def _take(self, prompt: str) -> Outcome:
+        hook = self.on_request
+        if hook is not None:
+            hook(prompt)
+        return self._script.take(prompt)
 
     def _sleep(self, seconds: float) -> None:
         # An Event wait, not time.sleep: stop() wakes every sleeping handler at once.

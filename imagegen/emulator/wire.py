@@ -24,7 +24,11 @@ from .render import sha256_of
 
 PRO_MODELS = frozenset({"gemini-3-pro-image", "gemini-3-pro-image-preview"})
 FLASH_MODELS = frozenset({"gemini-2.5-flash-image", "gemini-3.1-flash-image"})
-KNOWN_MODELS = PRO_MODELS | FLASH_MODELS
+#: Text models: a request to one gets words, never an image (a source's prompt writer).
+TEXT_MODELS = frozenset(
+    {"gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-3-pro-preview"}
+)
+KNOWN_MODELS = PRO_MODELS | FLASH_MODELS | TEXT_MODELS
 
 # Nano Banana (2.5 Flash Image) has one ~1 MP size per ratio (ai.google.dev image-generation
 # page); the emulator uses the same table for 3.1 Flash, which is an approximation.
@@ -274,6 +278,32 @@ def usage_metadata(
     if images_in:
         usage["promptTokensDetails"].append({"modality": "IMAGE", "tokenCount": images_in})
     return usage
+
+
+def text_usage(request: ParsedRequest, answer: str) -> dict[str, Any]:
+    """``usageMetadata`` of a text answer: about four characters a token, and a deterministic
+    64..127 thinking tokens for the models that think (all but Flash-Lite)."""
+    prompt = math.ceil(len(request.text) / 4)
+    out = math.ceil(len(answer) / 4)
+    thoughts = 0 if "lite" in request.model else 64 + int(request.digest[:8], 16) % 64
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": out,
+        "totalTokenCount": prompt + out + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def default_text(request: ParsedRequest) -> str:
+    """What a text model answers when nothing is scripted: deterministic for the request."""
+    words = len(request.text.split())
+    return (
+        f"Emulated image prompt {request.digest[:12]}: a clean, well-lit illustration of the "
+        f"subject the {words}-word request describes, with a calm background and no text."
+    )
 
 
 def image_part(png: bytes, *, thought: bool = False) -> dict[str, Any]:

@@ -12,7 +12,13 @@ Flow of a run, each step journaled before the next depends on it:
    :mod:`.uploads`), one JSONL line per job keyed by its id written to disk shard by shard
    within the API's limits (:mod:`.batch_plan`), each shard's file uploaded by streaming;
    then its jobs are journaled ``submitted``, its batch ``creating``, and only then created.
-   ``--max-cost`` reserves a whole shard before it is sent; jobs past the budget stay pending.
+   Only jobs of this provider that make one image go (a job of a local provider, one with
+   ``--variants``, one whose paid image waits in the spool: the online pool's,
+   :meth:`BatchRunner.takes`). ``--max-cost`` and the cost groups' caps reserve a whole shard
+   before it is sent: jobs past the budget stay pending, and a group whose next job does not
+   fit stops (its jobs stay pending, ``cost_cap``) while the other groups go on, as online
+   (:func:`.batch_plan.affordable`); a job still in a batch an earlier run sent holds its
+   share of its group's cap from the start.
 3. **Follow** every live batch: polled with backoff (``--batch-poll``), each poll journaled
    (``--status`` shows it). A batch that succeeds is collected; one that fails, expires or is
    cancelled, or is still pending past ``--batch-deadline`` (then it is cancelled), hands its
@@ -20,8 +26,9 @@ Flow of a run, each step journaled before the next depends on it:
    the run stops and says so).
 4. **Collect**: the result file is streamed to disk (a 503 is retried), read line by line,
    each line matched to its job by key whatever the order, each image checked and saved
-   exactly as an online result (:class:`~.recording.Recorder`), each failure mapped to the
-   online failure kinds and sent back to pending or to failed by the online retry policy.
+   exactly as an online result, by the session's own :class:`~.recording.Recorder` (so the
+   source's after-save step and the contact sheet's thumbnails follow), each failure mapped to
+   the online failure kinds and sent back to pending or to failed by the online retry policy.
    A result's planned output path is journaled before its image is written, so a crash in
    the middle of the fold adopts the image already written instead of writing it twice.
 
@@ -44,12 +51,10 @@ import anyio
 from ..errors import BatchStop, FileGone, ProviderError, ServerError
 from ..journal import Journal, now_iso
 from ..model import BATCH_DONE, Attempt, BatchChange, BatchRecord, Job, JobUpdate, SessionUpdate
-from ..outputs import Outputs
 from ..providers import ProviderInfo
 from ..providers.batch import BatchService, BatchStatus
 from ..references import ReferenceCache
 from ..retry import RetryPolicy, call_with_retries
-from ..sources import AfterSave
 from .batch_input import BatchInput, ShardFile, shard_path
 from .batch_plan import (
     DEFAULT_LIMITS,
@@ -61,7 +66,7 @@ from .batch_plan import (
     seconds_of,
 )
 from .batch_results import ResultFolder
-from .budget import Budget
+from .budget import Budget, GroupCaps
 from .limiter import Sleep
 from .recording import Recorder
 from .uploads import ReferenceUploads
@@ -99,18 +104,21 @@ class BatchResult:
 
 @dataclass
 class _Held:
-    """USD held for each submitted job under ``--max-cost``, settled by its result."""
+    """USD held for each submitted job under ``--max-cost`` and its cost group's cap (each
+    ceiling and its amount), settled by its result."""
 
-    amounts: dict[str, float] = field(default_factory=dict)
+    amounts: dict[str, tuple[tuple[Budget, float], ...]] = field(default_factory=dict)
 
 
 class BatchRunner:
     """Runs a session's jobs of provider ``info`` through its Batch API ``service``.
 
-    Images are saved and journaled by a :class:`~.recording.Recorder` on ``outputs``, exactly
-    as the online pool does (``after_save`` gives a source's after-save step, ``finished`` is
-    told each outcome); ``uploads`` (None with ``--inline-references``) sends references by
-    URI; ``work_dir`` holds the shards' input and result files while they are needed.
+    Images are saved and journaled by ``recorder``, the online pool's (bound to this
+    executor's ``finished`` lines and stop: :meth:`~.recording.Recorder.bound`), so a batch
+    result gets the same events, after-save step and thumbnails as an online one; ``uploads``
+    (None with ``--inline-references``) sends references by URI; ``work_dir`` holds the
+    shards' input and result files while they are needed. ``budget`` is the run's ceiling
+    and ``caps`` the cost groups' (shared with the online pool).
     ``clock`` is the wall clock in Unix seconds (batch times, deadlines, file expiry),
     ``sleep`` the wait between polls.
     """
@@ -120,15 +128,15 @@ class BatchRunner:
         journal: Journal,
         service: BatchService,
         info: ProviderInfo,
-        outputs: Outputs,
+        recorder: Recorder,
         settings: BatchSettings,
         *,
         work_dir: Path,
-        after_save: Callable[[str], AfterSave | None] | None = None,
         finished: Callable[[str], None] | None = None,
         uploads: ReferenceUploads | None = None,
         policy: RetryPolicy | None = None,
         budget: Budget | None = None,
+        caps: GroupCaps | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = anyio.sleep,
         notify: Callable[[str], None] | None = None,
@@ -139,21 +147,15 @@ class BatchRunner:
         self.journal = journal
         self.service = service
         self.info = info
-        self.outputs = outputs
         self.notify = notify or (lambda _line: None)
-        self.recorder = Recorder(
-            journal,
-            outputs,
-            lambda _name: info,
-            after_save or (lambda _name: None),
-            finished or self.notify,
-            self.stop,
-        )
+        self.recorder = recorder.bound(finished=finished or self.notify, stop=self.stop)
+        self.outputs = recorder.outputs
         self.settings = settings
         self.work_dir = work_dir
         self.uploads = uploads
         self.policy = policy or RetryPolicy()
         self.budget = budget
+        self.caps = caps or GroupCaps()
         self.clock = clock
         self.sleep = sleep
         self.stop_reason: str | None = None
@@ -212,10 +214,10 @@ class BatchRunner:
             state = self.journal.job(job_id)
             if state.status not in ("pending", "retry"):
                 continue
-            if state.kept or state.job.provider != self.info.name:
-                self._handed_back.append(job_id)  # placed from the spool / another provider
-            else:
+            if self.takes(state.kept, state.job):
                 todo.append(job_id)
+            else:
+                self._handed_back.append(job_id)
         if todo and not self.stop_reason:
             await self._submit(todo)
         await self._follow()
@@ -223,6 +225,12 @@ class BatchRunner:
             with contextlib.suppress(OSError):  # gone, or still holding a shard: left as is
                 await anyio.Path(self.work_dir).rmdir()
         return BatchResult(tuple(dict.fromkeys(self._handed_back)), self.stop_reason)
+
+    def takes(self, kept: str | None, job: Job) -> bool:
+        """Whether a job goes in a batch: one image of this provider to make. A paid image in
+        the spool is placed without a call, a job of another provider (a local one drawn on
+        this machine) and one that makes several variants go to the online pool."""
+        return kept is None and job.provider == self.info.name and job.variants == 1
 
     # -- 1. settle ---------------------------------------------------------------------------
 
@@ -241,6 +249,9 @@ class BatchRunner:
             await self.journal.update_many(
                 (job_id, JobUpdate(status="pending", output=None), None) for job_id in orphans
             )
+        for job_id in in_live:  # sent by an earlier run: their groups' caps hold them again
+            if self.journal.job(job_id).status == "submitted":
+                self._hold(job_id, budget=False)
         for record in live:
             if self.halted:
                 return
@@ -254,9 +265,11 @@ class BatchRunner:
         for job_id in todo:
             by_model.setdefault(self.journal.job(job_id).job.model, []).append(job_id)
         for model, ids in by_model.items():
-            ids = self._afford(ids)
+            ids = await self._afford(ids)
             if not ids:
-                break
+                if self.stop_reason:  # the budget: no model's jobs fit any more
+                    break
+                continue  # every job of this model's groups is capped: the next model's may go
             try:
                 refs = await self.input.resolve(ids)
             except ProviderError as exc:
@@ -272,42 +285,82 @@ class BatchRunner:
                     continue
                 await self._send(shard)
 
-    def _afford(self, ids: list[str]) -> list[str]:
-        """The jobs whose whole shard fits under ``--max-cost``; the rest stay pending."""
-        if self.budget is None:
-            return ids
-        room = self.budget.limit - self.budget.spent - self.budget.reserved
-        held = [self.budget.reservation(self._estimate(self.journal.job(j).job)) for j in ids]
-        fits = affordable(held, room)
-        if fits < len(ids):
+    async def _afford(self, ids: list[str]) -> list[str]:
+        """The jobs whose whole shard fits under ``--max-cost`` and their cost groups' caps;
+        the rest stay pending (a capped group's with ``cost_cap``, as online)."""
+        holds = []
+        for job_id in ids:
+            job = self.journal.job(job_id).job
+            price = self._estimate(job)
+            cap = self.caps.get(job.cost_group)
+            held = self.budget.reservation(price) if self.budget is not None else 0.0
+            holds.append((held, job.cost_group, cap.reservation(price) if cap else 0.0))
+        room = None
+        if self.budget is not None:
+            room = self.budget.limit - self.budget.spent - self.budget.reserved
+        rooms = {
+            group: cap.limit - cap.spent - cap.reserved
+            for group, cap in self.caps.budgets.items()
+            if group not in self.caps.stopped
+        }
+        rooms.update(dict.fromkeys(self.caps.stopped, -1.0))  # stopped: nothing fits
+        fits = affordable(holds, room, rooms)
+        for group in sorted(fits.groups - self.caps.stopped):
+            self.caps.stopped.add(group)
+            limit = self.caps.budgets[group].limit
+            self.notify(f"cost cap reached for {group} (${limit:.2f}): it stops here")
+        if fits.capped:
+            await self._capped([ids[n] for n in fits.capped])
+        if fits.budget_cut:
+            assert self.budget is not None
+            left = len(ids) - len(fits.sent) - len(fits.capped)
             self.stop(
-                f"budget reached (--max-cost ${self.budget.limit:.2f}): {len(ids) - fits} "
-                "job(s) not sent",
+                f"budget reached (--max-cost ${self.budget.limit:.2f}): {left} job(s) not sent",
                 halt=False,
             )
-        return ids[:fits]
+        return [ids[n] for n in fits.sent]
+
+    async def _capped(self, job_ids: list[str]) -> None:
+        """Jobs whose cost group reached its cap: pending, not sent (nor handed back)."""
+        updates = []
+        for job_id in job_ids:
+            job = self.journal.job(job_id).job
+            cap = self.caps.budgets[job.cost_group or ""]
+            error = (
+                f"cost cap of {job.cost_group} reached (${cap.limit:.2f}): not sent, so as "
+                "not to pass it"
+            )
+            updates.append(
+                (job_id, JobUpdate(status="pending", error=error, error_kind="cost_cap"))
+            )
+            self.recorder.finished(f"⊘ [{job_id}] {job.title} → {error}")
+        await self.journal.update_many((job_id, update, None) for job_id, update in updates)
 
     def _estimate(self, job: Job) -> float:
         return self._batch_estimate(job.model, job.quality, job.aspect, len(job.references))
 
-    def _reserve(self, job_ids: Sequence[str]) -> None:
-        if self.budget is None:
-            return
-        for job_id in job_ids:
-            amount = self.budget.reservation(self._estimate(self.journal.job(job_id).job))
-            self.budget.reserved += amount
-            self.budget.in_flight += 1
-            self._held.amounts[job_id] = amount
+    def _hold(self, job_id: str, *, budget: bool = True) -> None:
+        """Reserve a submitted job's estimate under its group's cap and (``budget``) the run's
+        budget until its result settles it."""
+        job = self.journal.job(job_id).job
+        price = self._estimate(job)
+        holds: list[tuple[Budget, float]] = []
+        ceilings = [self.caps.get(job.cost_group), self.budget if budget else None]
+        for ceiling in ceilings:
+            if ceiling is not None:
+                amount = ceiling.reservation(price)
+                ceiling.reserved += amount
+                ceiling.in_flight += 1
+                holds.append((ceiling, amount))
+        self._held.amounts[job_id] = tuple(holds)
 
     def _settle_budget(self, job_id: str, cost: float, billed: bool) -> None:
-        amount = self._held.amounts.pop(job_id, None)
-        if self.budget is None:
-            return
-        if amount is None:  # a batch an earlier run sent: paid all the same
-            self.budget.spent += cost
-            return
-        price = self._estimate(self.journal.job(job_id).job)
-        self.budget.settle(amount, cost, price if billed else None)
+        holds = self._held.amounts.pop(job_id, ())
+        price = self._estimate(self.journal.job(job_id).job) if billed else None
+        for ceiling, amount in holds:
+            ceiling.settle(amount, cost, price)
+        if self.budget is not None and all(c is not self.budget for c, _ in holds):
+            self.budget.spent += cost  # a batch an earlier run sent: paid all the same
 
     async def _send(self, shard: ShardFile) -> None:
         """Upload a shard's input file, journal its jobs submitted and its batch creating,
@@ -321,7 +374,8 @@ class BatchRunner:
         except ProviderError as exc:
             self.stop(f"cannot upload batch input {shard.path.name} ({exc}); --resume later")
             return
-        self._reserve(shard.job_ids)
+        for job_id in shard.job_ids:
+            self._hold(job_id)
         started = now_iso()
         await self.journal.update_many(
             (

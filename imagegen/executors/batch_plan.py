@@ -12,7 +12,7 @@ keeps each shard's results file (5,000 images of 1-2 MB) within a few GB.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -89,14 +89,49 @@ def poll_waits(base: float) -> Iterator[float]:
         wait = min(cap, wait * POLL_GROWTH)
 
 
-def affordable(reservations: Sequence[float], room: float) -> int:
-    """How many of the jobs, in order, fit together in ``room`` USD (the budget's room)."""
-    total = 0.0
-    for n, amount in enumerate(reservations):
-        total += amount
-        if total > room + 1e-9:
-            return n
-    return len(reservations)
+@dataclass(frozen=True, slots=True)
+class Affordable:
+    """Which of the jobs offered to a batch go in it (indices, in order), which stay pending
+    because their cost group reached its cap, those groups, and whether the run's budget cut
+    the list short (every job from the first that did not fit is in neither list)."""
+
+    sent: tuple[int, ...]
+    capped: tuple[int, ...]
+    groups: frozenset[str]
+    budget_cut: bool
+
+
+def affordable(
+    holds: Sequence[tuple[float, str | None, float]],
+    room: float | None,
+    group_rooms: Mapping[str, float],
+) -> Affordable:
+    """The jobs that fit, in order, under the run's budget and their cost groups' caps.
+
+    ``holds[i]`` is job i's USD reservation under the budget, its cost group, and its
+    reservation under that group's cap; ``room`` is the budget's room (None: no budget) and
+    ``group_rooms`` each capped group's (a group not in it has no cap). A group whose next job
+    does not fit stops there (its later jobs are capped too, the other groups go on), as the
+    online pool's groups do (:mod:`.budget`); the first job past the budget ends the list.
+    """
+    left = dict(group_rooms)
+    stopped: set[str] = set()
+    sent: list[int] = []
+    capped: list[int] = []
+    for n, (held, group, group_held) in enumerate(holds):
+        ceiling = group if group is not None and group in left else None
+        if ceiling is not None and (ceiling in stopped or group_held > left[ceiling] + 1e-9):
+            stopped.add(ceiling)
+            capped.append(n)
+            continue
+        if room is not None:
+            if held > room + 1e-9:
+                return Affordable(tuple(sent), tuple(capped), frozenset(stopped), True)
+            room -= held
+        if ceiling is not None:
+            left[ceiling] -= group_held
+        sent.append(n)
+    return Affordable(tuple(sent), tuple(capped), frozenset(stopped), False)
 
 
 Verdict = Literal["pending", "failed", "stop"]

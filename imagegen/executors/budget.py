@@ -1,4 +1,5 @@
-"""A spending ceiling for one run (``--max-cost USD``), safe under concurrent calls.
+"""Spending ceilings, safe under concurrent calls: one for a run (``--max-cost USD``), and
+one per cost group within a session (a job's ``cost_group``).
 
 Each call reserves what it may cost before it starts and settles the real cost after, so the
 calls in flight together cannot take the run past the ceiling. What a call may cost is its
@@ -10,11 +11,21 @@ call runs at a time, so the first surprise is met alone.
 The guarantee (README, "Contact sheet and cost"): the run never starts a call whose
 reservation does not fit under the ceiling; it can only pass the ceiling if a call uses more
 thinking than any call before it, and then by at most that excess for each call in flight.
+
+Cost groups. A source may put its jobs in groups (``Job.cost_group``) and give each group a
+ceiling in the session config: ``cost_caps: {group: USD}``, with ``planning_costs: {group:
+USD}`` for what planning already spent for the group (text written before the session). A
+group's ceiling covers the whole session (every run of it: its jobs' recorded costs count),
+on top of the run's ``--max-cost``. When a group's next call does not fit (after waiting for
+its calls in flight to settle), the group stops: that job and every later one of the group
+stay pending with ``error_kind`` "cost_cap", and the other groups go on (seed 002 section 9.4,
+"other episodes continue"). :func:`group_caps` builds them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 #: USD held for thinking tokens before any call has reported them: ~830 tokens at $12 / 1M,
 #: several times what Nano Banana Pro reports for an image (gemini-api notes, "Prices").
@@ -62,3 +73,43 @@ class Budget:
         if price is not None:
             self.settled_calls += 1
             self.thinking_seen = max(self.thinking_seen, cost - price)
+
+
+@dataclass
+class GroupCaps:
+    """The cost groups' ceilings of one run: a :class:`Budget` per capped group (its ``spent``
+    is what the session spent on the group so far), and the groups already stopped."""
+
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
+
+    def get(self, group: str | None) -> Budget | None:
+        """The ceiling of ``group``; None when the group (or the job) has none."""
+        return self.budgets.get(group) if group is not None else None
+
+
+def group_caps(
+    config: Mapping[str, object],
+    spent: Iterable[tuple[str | None, float | None]],
+    thinking_seen: float = 0.0,
+) -> GroupCaps:
+    """The ceilings named by ``config["cost_caps"]``, each knowing what its group has spent:
+    ``config["planning_costs"]`` plus the ``(cost_group, cost_usd)`` of every job so far.
+    ``thinking_seen`` is the dearest thinking (USD) any call of the session used."""
+    caps = config.get("cost_caps")
+    if not isinstance(caps, Mapping) or not caps:
+        return GroupCaps()
+    planning = config.get("planning_costs")
+    before = planning if isinstance(planning, Mapping) else {}
+    budgets = {
+        str(group): Budget(
+            float(limit),  # JSON numbers, written by a source
+            spent=float(before.get(group) or 0.0),
+            thinking_seen=thinking_seen,
+        )
+        for group, limit in caps.items()
+    }
+    for group, cost in spent:
+        if group is not None and group in budgets and cost:
+            budgets[group].spent += cost
+    return GroupCaps(budgets)

@@ -55,6 +55,11 @@ class StartGate:
         """The gate's clock, in seconds."""
         return self._clock()
 
+    def starts_within(self, seconds: float) -> int:
+        """Request starts granted in the last ``seconds`` (the per-minute cap's window)."""
+        now = self._clock()
+        return sum(1 for t in self._starts if now - t <= seconds)
+
     def _next_allowed(self, now: float) -> float:
         t = self.paused_until
         if self._last is not None:

@@ -63,6 +63,8 @@ PLAN_KEYS: Final = (
     "model",
     "provider",
     "replace",
+    "cost_group",
+    "variants",
 )
 PROGRESS_KEYS: Final = (
     "status",
@@ -79,6 +81,9 @@ PROGRESS_KEYS: Final = (
     "resume",
     "kept",
     "delivery",
+    "variant_outputs",
+    "request_id",
+    "model_version",
     "history",
 )
 CORE_KEYS: Final = frozenset(PLAN_KEYS) | frozenset(PROGRESS_KEYS)
@@ -141,7 +146,10 @@ def encode_plan(job: Job, texts: dict[str, str]) -> dict[str, JSON]:
         model=job.model,
         provider=job.provider,
         replace=job.replace,
+        variants=job.variants,
     )
+    if job.cost_group is not None:  # absent otherwise: journals without caps stay as they were
+        out["cost_group"] = job.cost_group
     return out
 
 
@@ -162,6 +170,9 @@ def encode_progress(js: JobState) -> dict[str, JSON]:
         "resume": js.resume,
         "kept": js.kept,
         "delivery": js.delivery,
+        "variant_outputs": js.variant_outputs,
+        "request_id": js.request_id,
+        "model_version": js.model_version,
         "history": js.history,
     }
 
@@ -227,7 +238,15 @@ def _decode_plan(d: dict[str, Any], texts: Mapping[str, str], where: _Where, job
         provider=_str(d, "provider", where, job_id),
         replace=bool(d.get("replace", False)),
         labels=tuple((k, v) for k, v in d.items() if k not in CORE_KEYS),
+        cost_group=_str(d, "cost_group", where, job_id, null=True),
+        variants=_variants(d.get("variants", 1), where, job_id),
     )
+
+
+def _variants(value: Any, where: _Where, job_id: str) -> int:
+    if not isinstance(value, int) or not 1 <= value <= 4:
+        raise where.error(job_id, f"variants must be a whole number from 1 to 4, not {value!r}")
+    return value
 
 
 def _decode_v1_plan(d: dict[str, Any], where: _Where) -> Job:
@@ -301,6 +320,8 @@ _NULLABLE_TEXT = (
     "resume",
     "kept",
     "delivery",
+    "request_id",
+    "model_version",
 )
 
 
@@ -327,6 +348,12 @@ def _decode_update(values: Mapping[str, Any], where: _Where, job_id: str) -> Job
             value = _decode_record(Usage, value, where, job_id, key)
         elif key == "image":
             value = _decode_record(ImageMeta, value, where, job_id, key)
+        elif key == "variant_outputs":
+            if value is None:
+                value = ()
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise where.error(job_id, "variant_outputs must be a list of paths")
+            value = tuple(value)
         fields[key] = value
     return JobUpdate(**fields)
 

@@ -53,11 +53,22 @@ class ProviderInfo:
     USD price of one image before the call; ``cost(..., usage)`` the USD billed after it.
     ``reason_labels`` maps the provider's finish/block/moderation reasons to the short words the
     contact sheet shows ("safety block"). ``key_vars`` are the environment variables the key is
-    read from, in the order the provider's SDK prefers them.
+    read from, in the order the provider's SDK prefers them (and the ones redacted as secrets;
+    empty: the provider needs no key). ``read_credential``, when set, replaces reading
+    ``key_vars``: it returns what ``open`` needs from the environment (a key, or "" when the
+    provider authenticates otherwise, as Vertex does with a project and Google's
+    application-default credentials) and raises InputError naming the variables to set.
+    ``local`` marks a provider that makes its image on this machine for free (no network, no
+    rate limit): the runner gives its jobs no call slot, start turn or budget reservation.
+    ``validate(model, quality, aspect)``, when set, replaces the check against ``models``,
+    ``qualities`` and ``aspects`` (a provider whose sizes are not a fixed list): it returns what
+    is wrong, or None.
 
-    ``batch_estimate`` and ``batch_cost`` are the same at the provider's Batch API prices, None
-    for a provider without a Batch API the runner can use (its adapter then does not implement
-    :class:`~imagegen.providers.batch.BatchService` either).
+    ``batch_estimate`` and ``batch_cost`` are ``estimate`` and ``cost`` at the provider's Batch
+    API prices, None for a provider without a Batch API the runner can use. ``file_store``
+    says whether its adapter can upload reference images and send them by URI
+    (:class:`~imagegen.providers.batch.FileStore`); a provider whose adapter class has the
+    methods but whose service has no Files API (Vertex AI) says False.
     """
 
     name: str
@@ -76,6 +87,10 @@ class ProviderInfo:
     reason_labels: Mapping[str, str] = field(default_factory=dict)
     batch_estimate: Callable[[str, str, str, int], float] | None = None
     batch_cost: Callable[[str, str, str, int, Usage], float] | None = None
+    read_credential: Callable[[], str] | None = None
+    local: bool = False
+    validate: Callable[[str, str, str], str | None] | None = None
+    file_store: bool = False
 
     @property
     def default_model(self) -> str:
@@ -93,6 +108,12 @@ def _gemini() -> ProviderInfo:
     return INFO
 
 
+def _vertex() -> ProviderInfo:
+    from .vertex import INFO
+
+    return INFO
+
+
 def _openai() -> ProviderInfo:
     from .openai import INFO
 
@@ -105,10 +126,18 @@ def _fal() -> ProviderInfo:
     return INFO
 
 
+def _placeholder() -> ProviderInfo:
+    from .placeholder import INFO
+
+    return INFO
+
+
 _LOADERS: dict[str, Callable[[], ProviderInfo]] = {
     "gemini": _gemini,
+    "vertex": _vertex,
     "openai": _openai,
     "fal": _fal,
+    "placeholder": _placeholder,
 }
 REGISTRY: Mapping[str, Callable[[], ProviderInfo]] = _LOADERS
 

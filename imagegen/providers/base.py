@@ -15,7 +15,16 @@ from typing import Protocol
 
 from ..model import Usage
 
-__all__ = ["Checkpoint", "Generation", "ImageProvider", "ImageRequest", "Reference", "Usage"]
+__all__ = [
+    "Checkpoint",
+    "Generation",
+    "ImageProvider",
+    "ImageRequest",
+    "Reference",
+    "TextGeneration",
+    "TextWriter",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,17 @@ class Generation:
     note: str | None = None  # something the journal should say about how the image was chosen
 
 
+@dataclass(frozen=True, slots=True)
+class TextGeneration:
+    """A text model's answer: its words (thought parts left out), finish reason and usage
+    (``output_tokens`` the answer's, ``thought_tokens`` the thinking's)."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    model_version: str | None = None
+
+
 #: Awaited with a provider's resume token (its request id) once the service has accepted a
 #: request; returns when the token is durable in the journal.
 Checkpoint = Callable[[str], Awaitable[None]]
@@ -79,3 +99,12 @@ class ImageProvider(Protocol):
     async def generate(
         self, request: ImageRequest, checkpoint: Checkpoint | None = None
     ) -> Generation: ...
+
+
+class TextWriter(Protocol):
+    """A text model (a source's prompt writer). Raises :class:`imagegen.errors.ProviderError`
+    (NoText when the answer holds no words)."""
+
+    async def write(
+        self, instructions: str, *, model: str, max_tokens: int, temperature: float
+    ) -> TextGeneration: ...

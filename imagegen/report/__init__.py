@@ -28,9 +28,26 @@ from ..model import SessionState
 from ..status import run_state
 from .page import Gallery, Media, render_page
 from .sheet import ContactSheet, build_sheet, failure_label
-from .thumbs import JOB_BOX, REFERENCE_BOX, Thumb, make_thumbnails, prune_thumbnails
+from .thumbs import (
+    JOB_BOX,
+    REFERENCE_BOX,
+    Thumb,
+    make_thumbnails,
+    prune_thumbnails,
+    thumbnail_for,
+)
 
-__all__ = ["ContactSheet", "build_sheet", "failure_label", "report_dir", "write_report"]
+#: ``--sessions-dir``'s default (imagegen/cli/options.py), left out of the page's commands.
+DEFAULT_SESSIONS = Path("sessions")
+
+__all__ = [
+    "ContactSheet",
+    "build_sheet",
+    "failure_label",
+    "prepare_thumbnails",
+    "report_dir",
+    "write_report",
+]
 
 
 def report_dir(sessions_dir: Path, session_id: str) -> Path:
@@ -92,9 +109,34 @@ def _write(
         sessions=sessions,
     )
     index = folder / "index.html"
-    write_atomic(index, render_page(sheet, gallery).encode("utf-8"))
+    # The review commands run from the working directory, like the session did.
+    options = () if sessions_dir == DEFAULT_SESSIONS else ("--sessions-dir", str(sessions_dir))
+    page = render_page(sheet, gallery, command_options=options)
+    write_atomic(index, page.encode("utf-8"))
     prune_thumbnails(folder / "thumbs", thumbs)
     return index, state.parent
+
+
+def prepare_thumbnails(
+    sessions_dir: Path, session_id: str, image: Path | str, references: Sequence[str] = ()
+) -> None:
+    """Make now the thumbnails the session's contact sheet will show for an image just saved:
+    the image's own and its reference images' (those already made are only looked up), in the
+    report folder's ``thumbs/``. Paths as the journal records them, relative ones to the
+    working directory, as :func:`write_report` reads them.
+
+    The runner calls it in a worker thread after each save (``Runner(saved=...)``), so that
+    the report written at the end of a 1,000-image run finds every thumbnail made instead of
+    decoding 1,000 images then (``python -m imagegen.bench --scenario report``). Never raises:
+    a thumbnail is a cache that the report rebuilds, and nothing about it may fail a paid image.
+    """
+    # Broad on purpose (see above): the report makes whatever is missing here.
+    with contextlib.suppress(Exception):
+        folder = report_dir(sessions_dir, session_id).resolve() / "thumbs"
+        bases = (Path.cwd(), sessions_dir.resolve().parent)
+        thumbnail_for(_locate(str(image), bases), folder, JOB_BOX)
+        for reference in references:
+            thumbnail_for(_locate(reference, bases), folder, REFERENCE_BOX)
 
 
 def _load_or_none(sessions_dir: Path, session_id: str | None) -> SessionState | None:

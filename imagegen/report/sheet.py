@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import providers
+from ..batchview import batch_lines
 from ..errors import InputError
 from ..model import JobState, SessionState, Summary
 
@@ -28,6 +29,7 @@ ERROR_LABELS = {
     "write_failed": "write failed",
     "cancelled": "cancelled",
     "wrong_size": "wrong size",
+    "cost_cap": "cost cap",
 }
 #: Longest prompt text a card carries (characters); the journal keeps the whole text.
 PROMPT_SHOWN = 20_000
@@ -36,11 +38,15 @@ PROMPT_SHOWN = 20_000
 @dataclass(frozen=True, slots=True)
 class Shot:
     """One image a card shows: ``path`` as the journal recorded it (absolute, or relative to
-    the working directory the session ran in), its size tier ("1K") and its role."""
+    the working directory the session ran in), its size tier ("1K") and its role: "output"
+    (this job's image), "previous" (the image an upgrade started from) or "variant" (one of
+    several candidates of the job, numbered by ``index``; the page lets a reviewer pick one)."""
 
     path: str
     quality: str
-    role: str  # "output" (this job's image) or "previous" (the image an upgrade started from)
+    role: str  # "output" (this job's image), "variant" (one of its candidates, in order), or
+    # "previous" (the image an upgrade started from)
+    index: int | None = None  # the variant's number, as the job's commands name it ("003:2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,8 @@ class Header:
     counts: tuple[tuple[str, int], ...]  # (status, jobs), every status, "total" first
     cost_usd: float
     duration_s: float | None  # first job started -> last job completed, in seconds
+    upgrade_qualities: tuple[str, ...] = ()  # size tiers above the session's, smallest first
+    batches: tuple[str, ...] = ()  # a batch session's batches, one line each (imagegen.batchview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +179,12 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         reason = "failed"
     shots: tuple[Shot, ...] = (previous,) if previous else ()
     shown = state.output if status in ("completed", "skipped") else None
-    if shown:
+    if len(state.variant_outputs) > 1 or (state.variant_outputs and status != "completed"):
+        # Every candidate side by side, finished or not: the review picks one.
+        shots += tuple(
+            Shot(path, job.quality, "variant", n) for n, path in enumerate(state.variant_outputs, 1)
+        )
+    elif shown:
         shots += (Shot(shown, job.quality, "output"),)
     image = state.image
     pixels = f"{image.width}\u00d7{image.height}" if image else None
@@ -206,10 +219,21 @@ def _card(state: JobState, previous: Shot | None) -> Card:
         references=job.references,
         reason=reason,
         detail=detail or None,
-        note=error if status == "completed" and error else None,
+        note=_note(state),
         pixels=pixels,
         facts=tuple((k, v) for k, v in facts if v),
     )
+
+
+def _note(state: JobState) -> str | None:
+    """A warning on a saved image: its size or how it was chosen, and an after-save step
+    that did not record it."""
+    notes = []
+    if state.status == "completed" and state.error:
+        notes.append(state.error)
+    if state.delivery and state.delivery != "done":
+        notes.append(f"after save: {state.delivery}")
+    return "; ".join(notes) or None
 
 
 def _previous_shot(state: JobState, parent_qualities: Mapping[str, str]) -> Shot | None:
@@ -231,6 +255,17 @@ def _parent_qualities(parent: SessionState | None) -> dict[str, str]:
     if parent is None:
         return {}
     return {file_name(js.output): js.job.quality for js in parent.jobs.values() if js.output}
+
+
+def _larger_qualities(config: Mapping[str, object]) -> tuple[str, ...]:
+    """The size tiers of the session's provider above the session's own (what ``--upgrade
+    --to-quality`` may name), smallest first."""
+    try:
+        tiers = providers.get(str(config.get("provider") or "gemini")).qualities
+    except InputError:
+        return ()
+    quality = config.get("quality")
+    return tiers[tiers.index(quality) + 1 :] if quality in tiers else ()
 
 
 def _counts(summary: Summary) -> tuple[tuple[str, int], ...]:
@@ -297,8 +332,14 @@ def build_sheet(
         counts=_counts(summary),
         cost_usd=summary.cost_usd,
         duration_s=session_duration(jobs),
+        upgrade_qualities=_larger_qualities(config),
+        batches=batch_lines(state),
     )
     attention = tuple(
-        card for _, card in cards if card.status == "failed" or (card.reason and card.detail)
+        card
+        for js, card in cards
+        if card.status == "failed"
+        or (card.reason and card.detail)
+        or (js.delivery and js.delivery != "done")
     )
     return ContactSheet(header, tuple(sections), attention)

@@ -5,6 +5,10 @@ in bytes and the box it fits in, so a rebuild finds the thumbnails it made befor
 (without decoding a source), and a source that changed gets a new one. JPEG sources are decoded
 at a reduced scale (``Image.draft``); PNG has no such mode, so the sources are decoded in a
 thread pool: Pillow releases the GIL while it decodes, resizes and encodes.
+
+A run makes each image's thumbnail as it saves the image (:func:`thumbnail_for`), so that the
+report written at the end of a long run only finds them by name; a report build makes whatever
+is missing (:func:`make_thumbnails`).
 """
 
 from __future__ import annotations
@@ -124,6 +128,18 @@ def _copy(source: Path, dest: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def thumbnail_for(image: Path, folder: Path, box: int = JOB_BOX) -> Thumb:
+    """The thumbnail of one image (an absolute path) in ``folder``, made now unless already
+    there: the one a later report build finds by name instead of decoding the image again.
+
+    For the runner to call in a worker thread right after it saves an image (see
+    :func:`imagegen.report.prepare_thumbnails`). Never raises for a bad image (see
+    :class:`Thumb`); raises OSError if ``folder`` cannot be created.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    return _thumbnail(image, box, folder, ())
 
 
 def make_thumbnails(

@@ -167,6 +167,7 @@ class ShotsSource:
         "imagegen shots EXERCISE [EXERCISE ...] | --all"
     )
     after_save = None
+    after_run = None
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sel = parser.add_argument_group("what to generate (shot folders)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ...errors import InputError
 from .. import PoolDefaults, ProviderInfo
-from ..base import ImageProvider, Usage
+from ..base import ImageProvider, TextWriter, Usage
 
 MODELS = ("gemini-3-pro-image", "gemini-3-pro-image-preview", "gemini-2.5-flash-image")
 QUALITIES = ("1K", "2K", "4K")
@@ -160,6 +160,31 @@ def batch_cost(model: str, quality: str, aspect: str, references: int, usage: Us
     )
 
 
+#: Text models (a source's prompt writer): USD per 1M tokens (input, output), output including
+#: thinking. ai.google.dev/gemini-api/docs/pricing, standard tier, prompts up to 200k tokens, as
+#: of 2025-06 (not in the shared notes: re-check before relying on them). An unknown model is
+#: priced as the dearest listed.
+TEXT_PRICES: dict[str, tuple[float, float]] = {
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-3-pro-preview": (2.00, 12.00),
+}
+_DEAREST_TEXT = max(TEXT_PRICES.values(), key=lambda p: p[1])
+
+
+def text_price(model: str) -> tuple[float, float]:
+    """USD per 1M (input, output) tokens of a text model."""
+    return TEXT_PRICES.get(model, _DEAREST_TEXT)
+
+
+def text_cost(model: str, usage: Usage) -> float:
+    """USD billed for one text call: its prompt, its answer and its thinking."""
+    per_in, per_out = text_price(model)
+    out = usage.output_tokens + usage.thought_tokens
+    return (usage.prompt_tokens * per_in + out * per_out) / 1_000_000
+
+
 @asynccontextmanager
 async def open_provider(
     api_key: str, offline: bool, latency: float
@@ -175,6 +200,26 @@ async def open_provider(
     else:
         async with GeminiProvider(api_key) as provider:
             yield provider
+
+
+@asynccontextmanager
+async def open_text_writer(
+    api_key: str, offline: bool, latency: float, attempt_seconds: float
+) -> AsyncIterator[TextWriter]:
+    """A Gemini text model (``attempt_seconds`` per attempt), pointed at an in-process
+    emulator when ``offline`` (it answers text models in words)."""
+    from ...emulator import Emulator
+    from .client import GeminiTextWriter
+
+    if offline:
+        with Emulator(latency=latency) as emulator:
+            async with GeminiTextWriter(
+                api_key, base_url=emulator.base_url, timeout=attempt_seconds
+            ) as writer:
+                yield writer
+    else:
+        async with GeminiTextWriter(api_key, timeout=attempt_seconds) as writer:
+            yield writer
 
 
 INFO = ProviderInfo(
@@ -195,4 +240,5 @@ INFO = ProviderInfo(
     reason_labels=REASON_LABELS,
     batch_estimate=batch_estimate,
     batch_cost=batch_cost,
+    file_store=True,
 )

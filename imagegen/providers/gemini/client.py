@@ -1,26 +1,46 @@
-"""The Gemini adapter: the one module that imports google.genai (and httpx2).
+"""The Gemini adapter, for the Gemini API and Vertex AI: the one module that imports google.genai
+(and httpx2, and google.auth's errors).
 
 It builds a ``generateContent`` request from an
 :class:`~imagegen.providers.base.ImageRequest`, sends it through the google-genai SDK with the
 SDK's own retries off (the runner owns retries), and maps everything the SDK can raise or return
 into :mod:`imagegen.errors` at this boundary:
 
-    google.genai APIError  by HTTP code:  STATUS_MAP, after two special cases
-                                          (429 with a per-day quota, 400 API_KEY_INVALID)
+    google.genai APIError  by HTTP code:  STATUS_MAP, after the special cases of
+                                          :func:`_map_api_error` (a per-day quota, an invalid
+                                          key, 401, 403 billing / API disabled)
+    google.auth errors (Vertex with ADC): :func:`_map_auth_error`
     transport / parse errors by class:    ERROR_MAP (most specific class wins)
     HTTP 200 without a usable image:      NoImage, or ServerError for bytes that do not decode
 
-It also carries the Files API and the Batch API (issue 15): uploads streamed from a path, a
-batch created from an uploaded JSONL file, polled, listed by display name, cancelled, and its
-result file streamed to disk; a result line is read by the same code as an online answer, and a
-per-request error (a ``google.rpc.Code`` number) is mapped through the same table as an HTTP
-status (:data:`RPC_TO_HTTP`). A 403 that names a file ("You do not have permission to access the
-File X or it may not exist": an uploaded reference that expired or that the service lost) is
-:class:`~imagegen.errors.FileGone`, not a batch stop: uploading it again fixes it.
+``GeminiProvider(vertexai=True, ...)`` speaks to Vertex AI through the same SDK client: the SDK
+builds Vertex's routes (``/v1beta1/publishers/google/models/{m}:generateContent`` with an API
+key, ``/v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`` with
+OAuth credentials) and parses Vertex's answers, which keep ``finishMessage`` (the Gemini API's
+converter drops it) and name Vertex-only block reasons (MODEL_ARMOR, JAILBREAK). Vertex's error
+bodies differ in places: a 429 usually carries no RetryInfo, a per-day quota is named in the
+message (``..._per_day_...``), a 403 says BILLING_DISABLED or SERVICE_DISABLED in its ErrorInfo,
+a bad or missing OAuth token is a 401. All are mapped here (:func:`_map_api_error`).
+
+For the Gemini API only, it also carries the Files API and the Batch API (issue 15): uploads
+streamed from a path, a batch created from an uploaded JSONL file, polled, listed by display
+name, cancelled, and its result file streamed to disk; a result line is read by the same code as
+an online answer, and a per-request error (a ``google.rpc.Code`` number) is mapped through the
+same table as an HTTP status (:data:`RPC_TO_HTTP`). A 403 that names a file ("You do not have
+permission to access the File X or it may not exist": an uploaded reference that expired or that
+the service lost) is :class:`~imagegen.errors.FileGone`, not a batch stop: uploading it again
+fixes it. Vertex has no Files API (its batches read Cloud Storage): its provider info offers
+neither uploads nor ``--batch`` (:attr:`~imagegen.providers.ProviderInfo.file_store`,
+:attr:`~imagegen.providers.ProviderInfo.has_batch`), so nothing calls these on a Vertex client.
+
+:class:`GeminiTextWriter` sends text-only requests to a text model through the same SDK, with
+the same error maps (HTTP 200 without usable words: NoText): a job source that has a text model
+write its prompts while planning uses it.
 
 Sources: ``shared/notes/gemini-api.md`` (error table, "Outcomes that are HTTP 200 but carry no
-image", SDK quirks), ``shared/notes/providers.md`` ("Gemini Batch API and Files API") and the
-google-genai 3.4.0 source, checked against the loopback emulator.
+image", SDK quirks), ``shared/notes/providers.md`` ("Vertex AI online", "Gemini Batch API and
+Files API") and the google-genai 3.4.0 source (``_api_client.py``: base URLs, auth,
+``models.py``: response converters), checked against the loopback emulator.
 """
 
 from __future__ import annotations
@@ -37,6 +57,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import google.auth.credentials
+import google.auth.exceptions
 import httpx2
 import orjson
 import pydantic
@@ -53,26 +75,36 @@ from ...errors import (
     FileGone,
     InputError,
     NoImage,
+    NoText,
     ProviderError,
     RateLimited,
     ServerError,
 )
 from ...images import probe, sniff
-from ..base import Checkpoint, Generation, ImageRequest, Usage
+from ..base import Checkpoint, Generation, ImageRequest, TextGeneration, Usage
 from ..batch import BatchStatus, RemoteFile, ResultLine
 from . import batch_lines, pixel_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
+# The SDK's own default for Vertex, pinned so GOOGLE_GENAI_API_VERSION cannot move it: Vertex
+# serves GA features on v1 and Preview ones on v1beta1, and 4K output of Gemini 3 Pro Image is
+# still a Preview feature there (Agent Platform release notes, 2026-05-28).
+VERTEX_API_VERSION = "v1beta1"
+#: Vertex's location when only a project is given: the SDK's own default, and where Google
+#: serves the Gemini 3 image models (the global endpoint).
+VERTEX_DEFAULT_LOCATION = "global"
 
 # The SDK's own httpx2 timeout sits this many seconds behind our anyio deadline: a backstop
 # that only fires if the scope somehow does not (and it sets X-Server-Timeout for the server).
 SDK_TIMEOUT_MARGIN = 1.0
 
 #: HTTP status code -> (our error type, BatchStop reason). Codes not listed: other 4xx are
-#: BadRequest, other 5xx (and anything else that is not 200) ServerError. 429 with a
-#: ``...PerDay...`` quota and 400 with ErrorInfo ``API_KEY_INVALID`` are decided before this.
+#: BadRequest, other 5xx (and anything else that is not 200) ServerError. 429 with a per-day
+#: quota, 400 with ErrorInfo ``API_KEY_INVALID`` and 403 with an ErrorInfo reason in
+#: FORBIDDEN_REASONS are decided before this.
 STATUS_MAP: Final[Mapping[int, tuple[type[ProviderError], str | None]]] = {
     400: (BadRequest, None),
+    401: (BatchStop, "invalid_key"),  # no or a bad credential: every other call would fail too
     403: (BatchStop, "permission_denied"),
     404: (BatchStop, "model_not_found"),
     408: (ServerError, None),
@@ -81,6 +113,23 @@ STATUS_MAP: Final[Mapping[int, tuple[type[ProviderError], str | None]]] = {
     502: (ServerError, None),
     503: (ServerError, None),
     504: (ServerError, None),
+}
+
+#: ErrorInfo reasons of a 403 -> the BatchStop reason (Google's ``google.rpc.ErrorInfo`` reasons;
+#: Vertex answers a project without billing or without the Vertex AI API this way).
+FORBIDDEN_REASONS: Final[Mapping[str, str]] = {
+    "BILLING_DISABLED": "billing_disabled",
+    "SERVICE_DISABLED": "api_disabled",
+    "CONSUMER_INVALID": "permission_denied",
+    "IAM_PERMISSION_DENIED": "permission_denied",
+}
+#: What to do about each BatchStop reason, appended to the message (one readable line).
+STOP_HINTS: Final[Mapping[str, str]] = {
+    "billing_disabled": "enable billing for the project in the Google Cloud console",
+    "api_disabled": "enable the Vertex AI API (aiplatform.googleapis.com) for the project",
+    "no_credentials": "run `gcloud auth application-default login` or set "
+    "GOOGLE_APPLICATION_CREDENTIALS, or use an API key (GOOGLE_API_KEY)",
+    "invalid_credentials": "renew them with `gcloud auth application-default login`",
 }
 
 #: Exceptions other than APIError that the SDK call can raise -> (our error type, what it means).
@@ -115,8 +164,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # the same of 3.1 Flash).
 _NO_IMAGE_SIZE = re.compile(r"-flash-")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
-# Google API keys look like "AIza" + 35 characters; also scrub any ?key= query in a URL.
-_KEY_PATTERNS = (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), re.compile(r"(?<=[?&]key=)[^&\s'\"]+"))
+# Google API keys look like "AIza" + 35 characters, OAuth access tokens "ya29." + more; also
+# scrub any ?key= query in a URL.
+_KEY_PATTERNS = (
+    re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
+    re.compile(r"ya29\.[0-9A-Za-z_\-.]+"),
+    re.compile(r"(?<=[?&]key=)[^&\s'\"]+"),
+)
+# A per-day quota: the Gemini API names it in QuotaFailure ("...PerDay..."), Vertex in the
+# metric or the message ("..._per_day_...").
+_PER_DAY = re.compile(r"per_?day", re.IGNORECASE)
 _MAX_MESSAGE = 400
 
 #: google.rpc.Code (a per-request error in a batch's results) -> the HTTP status the same
@@ -169,38 +226,41 @@ TYPICAL_URI_LENGTH = 70
 
 
 class GeminiProvider:
-    """An :class:`~imagegen.providers.base.ImageProvider` backed by the Gemini API.
+    """An :class:`~imagegen.providers.base.ImageProvider` backed by the Gemini API, or by Vertex
+    AI with ``vertexai=True``.
+
+    The Gemini API takes ``api_key``. Vertex takes either ``api_key`` (express mode) or a
+    ``project`` and ``location`` (default "global") with Google OAuth ``credentials``: when
+    None, the SDK loads the application-default credentials (``google.auth.default``) on the
+    first call. Everything is passed to the SDK explicitly, never left to its environment
+    variables: with a ``base_url``, a project it read from ``GOOGLE_CLOUD_PROJECT`` alone would
+    send requests to the bare base URL without any auth (google-genai 3.4.0, checked).
 
     One long-lived SDK client per provider; close it with :meth:`aclose` (or ``async with``).
     ``base_url`` overrides the API host, e.g. the emulator's; when None the SDK follows
-    ``GOOGLE_GEMINI_BASE_URL``, then Google's host. Use one provider from one event loop.
-    Raises InputError for an empty key.
+    ``GOOGLE_GEMINI_BASE_URL`` (Gemini) or ``GOOGLE_VERTEX_BASE_URL`` (Vertex), then Google's
+    host. Use one provider from one event loop. Raises InputError for a missing key (or, on
+    Vertex, a missing key and project).
     """
 
-    def __init__(self, api_key: str, *, base_url: str | None = None) -> None:
-        if not api_key.strip():
-            raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
-        self._api_key = api_key.strip()
-        secrets.register(self._api_key)
-        # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its
-        # async path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
-        tls = _tls_context()
-        self._http = httpx2.AsyncClient(
-            verify=tls, timeout=None, follow_redirects=True, limits=KEEPALIVE
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None = None,
+        vertexai: bool = False,
+        project: str | None = None,
+        location: str | None = None,
+        credentials: google.auth.credentials.Credentials | None = None,
+    ) -> None:
+        self._api_key, self._http, self._client = _sdk_client(
+            api_key,
+            base_url,
+            vertexai=vertexai,
+            project=project,
+            location=location,
+            credentials=credentials,
         )
-        options = types.HttpOptions(
-            api_version=API_VERSION,
-            # attempts=1: no SDK retries, and it also turns off the hidden aiohttp retry.
-            retry_options=types.HttpRetryOptions(attempts=1),
-            httpx_async_client=self._http,
-            # The SDK's unused sync client and live-API websocket would load the CA certificates
-            # twice more (~70 ms each, per client): hand them the shared context.
-            client_args={"verify": tls},
-            async_client_args={"ssl": tls},
-        )
-        if base_url:
-            options.base_url = base_url
-        self._client = genai.Client(api_key=self._api_key, http_options=options)
 
     async def generate(
         self, request: ImageRequest, checkpoint: Checkpoint | None = None
@@ -357,6 +417,149 @@ class GeminiProvider:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class GeminiTextWriter:
+    """Text generation with a Gemini text model (``gemini-2.5-flash``, ...), for prompts.
+
+    One long-lived SDK client, as :class:`GeminiProvider`; close it with :meth:`aclose` (or
+    ``async with``). ``base_url`` as there; ``timeout`` bounds each attempt (seconds). Raises
+    InputError for an empty key.
+    """
+
+    def __init__(self, api_key: str, *, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self._api_key, self._http, self._client = _sdk_client(api_key, base_url)
+        self.timeout = timeout
+
+    async def write(
+        self, instructions: str, *, model: str, max_tokens: int, temperature: float
+    ) -> TextGeneration:
+        """One attempt: ``instructions`` as a single user turn; the answer's text and usage.
+
+        Raises ProviderError subclasses as the image path does (AttemptTimeout after
+        :attr:`timeout` seconds), and NoText for a blocked prompt or an answer without words.
+        """
+        timeout = self.timeout
+        config = types.GenerateContentConfig(
+            response_modalities=["TEXT"],
+            max_output_tokens=max_tokens,
+            temperature=temperature,
+            http_options=types.HttpOptions(
+                timeout=math.ceil((timeout + SDK_TIMEOUT_MARGIN) * 1000)
+            ),
+        )
+        contents = [types.Content(role="user", parts=[types.Part.from_text(text=instructions)])]
+        try:
+            with anyio.fail_after(timeout):
+                response = await self._client.aio.models.generate_content(
+                    model=model, contents=contents, config=config
+                )
+        except TimeoutError as exc:
+            raise AttemptTimeout(f"no answer within {timeout:g} s") from exc
+        except Exception as exc:
+            mapped = map_error(exc, model=model, api_key=self._api_key)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return read_text(response)
+
+    async def aclose(self) -> None:
+        """Close the SDK clients and the connection pool."""
+        await self._client.aio.aclose()
+        self._client.close()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> GeminiTextWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def read_text(response: types.GenerateContentResponse) -> TextGeneration:
+    """The words of a text answer (thought parts left out), its finish reason and usage.
+
+    Raises NoText for a blocked prompt, no candidates, or an answer without words (``reason``
+    the block or finish reason, NO_CANDIDATES, or EMPTY).
+    """
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        block = _name(feedback.block_reason)
+        raise NoText(f"the prompt was blocked ({block})", reason=f"PROMPT_BLOCKED:{block}")
+    if not response.candidates:
+        raise NoText("the response has no candidates", reason="NO_CANDIDATES")
+    candidate = response.candidates[0]
+    finish = _name(candidate.finish_reason) if candidate.finish_reason is not None else None
+    parts = (candidate.content.parts if candidate.content else None) or []
+    text = "".join(p.text for p in parts if p.text and not p.thought)
+    if not text.strip():
+        reason = finish if finish not in (None, "STOP") else "EMPTY"
+        raise NoText(f"no text in the answer (finish reason {finish or 'none'})", reason=reason)
+    return TextGeneration(
+        text=text,
+        finish_reason=finish,
+        usage=read_usage(response.usage_metadata),
+        model_version=response.model_version,
+    )
+
+
+def _sdk_client(
+    api_key: str | None,
+    base_url: str | None,
+    *,
+    vertexai: bool = False,
+    project: str | None = None,
+    location: str | None = None,
+    credentials: google.auth.credentials.Credentials | None = None,
+) -> tuple[str, httpx2.AsyncClient, genai.Client]:
+    """The stripped key (registered as a secret; "" on Vertex with a project), our httpx2
+    client and the SDK client on it: the Gemini API, or Vertex AI with ``vertexai`` (an
+    express-mode key, or a project and location with ``credentials`` or Google's
+    application-default ones).
+
+    Raises InputError for a missing key (or, on Vertex, a missing key and project).
+    """
+    key = (api_key or "").strip() or None
+    project = (project or "").strip() or None
+    if vertexai and not (key or project):
+        raise InputError(
+            "Vertex AI needs an API key (GOOGLE_API_KEY, express mode) or a project "
+            "(GOOGLE_CLOUD_PROJECT, with application-default credentials)"
+        )
+    if not vertexai and not key:
+        raise InputError("no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+    secrets.register(key or "")
+    # Our own httpx2 client: with aiohttp importable the SDK would otherwise switch its async
+    # path to aiohttp, whose exceptions ERROR_MAP does not list (notes, "SDK").
+    tls = _tls_context()
+    http = httpx2.AsyncClient(verify=tls, timeout=None, follow_redirects=True, limits=KEEPALIVE)
+    options = types.HttpOptions(
+        api_version=VERTEX_API_VERSION if vertexai else API_VERSION,
+        # attempts=1: no SDK retries, and it also turns off the hidden aiohttp retry.
+        retry_options=types.HttpRetryOptions(attempts=1),
+        httpx_async_client=http,
+        # The SDK's unused sync client and live-API websocket would load the CA certificates
+        # twice more (~70 ms each, per client): hand them the shared context.
+        client_args={"verify": tls},
+        async_client_args={"ssl": tls},
+    )
+    if base_url:
+        options.base_url = base_url
+    if not vertexai:
+        # vertexai=False said outright: GOOGLE_GENAI_USE_VERTEXAI must not turn --provider
+        # gemini into Vertex behind the user's back.
+        client = genai.Client(vertexai=False, api_key=key, http_options=options)
+    elif key:
+        client = genai.Client(vertexai=True, api_key=key, http_options=options)
+    else:
+        client = genai.Client(
+            vertexai=True,
+            project=project,
+            location=(location or "").strip() or VERTEX_DEFAULT_LOCATION,
+            credentials=credentials,
+            http_options=options,
+        )
+    return key or "", http, client
 
 
 @functools.cache
@@ -537,7 +740,7 @@ def pick_image(
         if text and finish in (None, "STOP"):
             raise NoImage(f"no image, the model answered: {_one_line(text)}", reason="TEXT_ONLY")
         reason = finish or "NO_IMAGE"
-        raise NoImage(f"no image (finish reason {reason})", reason=reason)
+        raise NoImage(f"no image (finish reason {reason}){_said(candidate)}", reason=reason)
     if len(final) > 1 and want is not None:
         sized = [data for data in final if _size_of(data) == want]
         if sized and sized[-1] is not final[-1]:
@@ -546,6 +749,18 @@ def pick_image(
                 f"{want[0]}x{want[1]}"
             )
     return final[-1], note
+
+
+def _said(candidate: types.Candidate) -> str:
+    """What Vertex adds to a filtered answer: the blocked safety categories and its
+    ``finishMessage`` (the Gemini API's converter drops the message)."""
+    blocked = [
+        _name(r.category) for r in candidate.safety_ratings or [] if r.blocked and r.category
+    ]
+    text = f" [{', '.join(blocked)}]" if blocked else ""
+    if candidate.finish_message:
+        text += f": {_one_line(candidate.finish_message)}"
+    return text
 
 
 def read_usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
@@ -569,17 +784,27 @@ def map_error(exc: BaseException, *, model: str, api_key: str = "") -> ProviderE
     """Our error for an exception out of the SDK call, or None if it is not a known kind.
 
     The message is one line, at most ~400 characters, with ``api_key`` (and anything shaped
-    like a Google API key) removed.
+    like a Google API key or OAuth token) removed.
     """
     if isinstance(exc, genai_errors.APIError):
         return _map_api_error(exc, model=model, api_key=api_key)
+    if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+        return _map_auth_error(exc, api_key=api_key)
     for cls in type(exc).__mro__:
         if cls in ERROR_MAP:
             target, meaning = ERROR_MAP[cls]
-            detail = _one_line(str(exc))
-            cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-            return target(_scrub(f"{meaning} ({cause})", api_key))
+            return target(_scrub(f"{meaning} ({_cause(exc)})", api_key))
     return None
+
+
+def _cause(exc: BaseException) -> str:
+    detail = _one_line(str(exc))
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _stop(line: str, reason: str) -> BatchStop:
+    hint = STOP_HINTS.get(reason)
+    return BatchStop(f"{line}; {hint}" if hint else line, reason=reason)
 
 
 def _map_api_error(exc: genai_errors.APIError, *, model: str, api_key: str) -> ProviderError:
@@ -615,21 +840,46 @@ def _map_status(
         return FileGone(line, name=name if name.startswith("files/") else f"files/{name}")
     if code == 404 and not calls_model:
         return BadRequest(line)
+    reasons = _reasons(details)
 
     if code == 429:
-        per_day = [q for q in _quota_ids(details) if "PerDay" in q]
-        if per_day:
-            return BatchStop(f"{line} (per-day quota {per_day[0]})", reason="quota_per_day")
-    if code == 400 and "API_KEY_INVALID" in _reasons(details):
+        # Vertex names a per-day quota in its message; the Gemini API in QuotaFailure.
+        per_day = [q for q in _quota_ids(details) if _PER_DAY.search(q)]
+        if per_day or _PER_DAY.search(message):
+            which = f" (per-day quota {per_day[0]})" if per_day else ""
+            return BatchStop(f"{line}{which}", reason="quota_per_day")
+    if code == 400 and "API_KEY_INVALID" in reasons:
         return BatchStop(line, reason="invalid_key")
+    if code == 403:
+        forbidden = [FORBIDDEN_REASONS[r] for r in sorted(reasons) if r in FORBIDDEN_REASONS]
+        return _stop(line, forbidden[0] if forbidden else "permission_denied")
     if code == 404:
         line = _scrub(f"{head}: model {model!r} is not available: {message}", api_key)
         return BatchStop(line, reason="model_not_found")
 
     target, reason = STATUS_MAP.get(code, (BadRequest if 400 <= code < 500 else ServerError, None))
     if target is BatchStop:
-        return BatchStop(line, reason=reason or "stopped")
+        return _stop(line, reason or "stopped")
     return target(line, retry_after=retry_after)
+
+
+def _map_auth_error(exc: google.auth.exceptions.GoogleAuthError, *, api_key: str) -> ProviderError:
+    """Vertex with application-default credentials: loading or refreshing them failed.
+
+    No credentials to be found, or a refresh the token server refused, stop the batch (every
+    call would fail alike); a refresh that could not reach the token server, or that the
+    server says is worth retrying, is a retryable ServerError.
+    """
+    cause = _cause(exc)
+    if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
+        return _stop(
+            _scrub(f"no application-default credentials ({cause})", api_key), "no_credentials"
+        )
+    if isinstance(exc, google.auth.exceptions.TimeoutError):
+        return AttemptTimeout(_scrub(f"the token server did not answer in time ({cause})", api_key))
+    if isinstance(exc, google.auth.exceptions.TransportError) or getattr(exc, "retryable", False):
+        return ServerError(_scrub(f"the credentials could not be refreshed ({cause})", api_key))
+    return _stop(_scrub(f"the credentials were refused ({cause})", api_key), "invalid_credentials")
 
 
 def _error_details(body: Any) -> list[dict[str, Any]]:
@@ -653,8 +903,9 @@ def _retry_after(details: list[dict[str, Any]]) -> float | None:
 
 
 def _quota_ids(details: list[dict[str, Any]]) -> list[str]:
+    """Each QuotaFailure violation's ``quotaId`` (the Gemini API), else its ``quotaMetric``."""
     return [
-        str(violation.get("quotaId", ""))
+        str(violation.get("quotaId") or violation.get("quotaMetric") or "")
         for detail in details
         if str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure")
         for violation in detail.get("violations") or []

@@ -1,37 +1,37 @@
-"""Chapter images for an education video (seeds 001 and 002): the pure building blocks.
+"""Chapter images for an education video (issue 12; seeds 001 and 002), on the shared runner.
 
-An episode folder holds ``chapters.json``; each chapter gets ``images/{chapter_id}.png``,
-generated from its prompt or drawn as a placeholder, with ``images/manifest.json`` and
-``provenance/imagegen_provenance.json`` beside them. The runner drives one episode like this::
+An episode folder holds ``chapters.json``; each chapter with a visual gets
+``images/{chapter_id}.png``, generated from its prompt (``diagram``, ``b_roll``,
+``screen_share``) or drawn as a placeholder (``title_card``, ``talking_head``), with
+``images/manifest.json`` and ``provenance/imagegen_provenance.json`` beside them. Only what
+changed is made again. From the command line::
 
-    episode  = load_episode(episode_dir)                    # EpisodeError if malformed
-    template = load_template(settings.prompt_template)
-    read     = read_manifest(episode_dir, now)              # damaged: kept aside, reported
-    disk     = scan_images(episode_dir)
-    fixed    = reconcile(begin_manifest(read.manifest, episode, now), disk,
-                         episode.chapter_ids, now)          # adopt / drop after a crash
-    plan     = plan_episode(episode, settings, template, fixed.manifest, disk.keys(),
-                            force=force, chapter_id=chapter_id)
-    if plan.is_empty: write the manifest only if fixed.changed; return build_result(...)
-    cap, cache, tally = EpisodeCostCap(settings.max_episode_cost_usd),
-                        read_prompt_cache(episode_dir), RunTally()
-    for decision in plan.todo:
-        PLACEHOLDER: draw_placeholder -> placeholder_entry -> record_image
-        GENERATE:    if not cap.fits(estimate): tally.add_stopped(rest); COST_LIMIT; break
-                     if decision.instructions: write_image_prompt -> cap.charge,
-                         tally.add_text, cache.record, write_prompt_cache; compose_prompt
-                     cap.reserve -> provider -> cap.settle
-                     ok: generated_entry -> record_image
-                     ProviderError: unmade_entry -> record_entry   (rejected / failed)
-        then:        tally.add_entry(entry); write_provenance(build_provenance(...))
-    finish_manifest(manifest, plan.expected, now, cost_limited=...) -> write_manifest,
-    write_provenance; return build_result(...)
+    image-gen.sh chapters EPISODE_DIR [EPISODE_DIR ...] [--chapter ID] [--force] [--dry-run]
 
-tests/chapters_driver.py is this sequence, run serially against fake models.
-Nothing here calls a model or the network; the text model is a :class:`PromptWriter`.
+and from Python, :func:`generate_images` (async) or :func:`generate_images_sync`.
+
+How a run goes (the source is :mod:`.source`; runner, journal and views are the shared ones):
+
+1. :mod:`.batch` plans: every ``chapters.json`` read and checked (:mod:`.episode`; malformed:
+   one line, exit 2), each manifest reconciled with the images on disk (:mod:`.reconcile`),
+   each chapter decided by its content hash (:mod:`.plan`), null prompts looked up in the
+   episode's cache (:mod:`.prompt_cache`);
+2. once every check has passed, the plan is completed: reconciled manifests written, missing
+   prompts written by a Gemini text model from the template (:mod:`.prompts`, :mod:`.writer`),
+   their cost recorded as the session's planning cost;
+3. each chapter is a job (:mod:`.jobs`): generated ones go to the run's provider, placeholders
+   to the ``placeholder`` provider; each episode is a cost group capped at
+   ``max_episode_cost_usd``;
+4. after each image, :func:`.steps.after_save` merges its manifest entry and rewrites the
+   provenance; when the run ends, :func:`.steps.after_run` records failed and refused
+   chapters and the manifest's final status (COST_LIMIT when the cap stopped the episode).
+
+Nothing here calls the network but the text model's step; everything else is pure or file I/O.
 """
 
-from .cost_cap import EpisodeCostCap
+from ...providers.placeholder import Placeholder, draw_placeholder
+from .api import generate_images, generate_images_sync
+from .config import EpisodeConfig, TextSpend
 from .episode import (
     CHAPTERS_FILE,
     VISUAL_TYPES,
@@ -53,18 +53,11 @@ from .manifest import (
     begin_manifest,
     finish_manifest,
     merge_entry,
+    progress_manifest,
     read_manifest,
     write_manifest,
 )
-from .outcome import (
-    entry_status,
-    generated_entry,
-    placeholder_entry,
-    record_entry,
-    record_image,
-    unmade_entry,
-)
-from .placeholder import Placeholder, draw_placeholder
+from .outcome import failure_entry, image_entry
 from .plan import (
     GENERATED_TYPES,
     PLACEHOLDER_TYPES,
@@ -87,7 +80,7 @@ from .prompts import (
     load_template,
     write_image_prompt,
 )
-from .provenance import PROVENANCE_FILE, Provenance, build_provenance, write_provenance
+from .provenance import PROVENANCE_FILE, Provenance, RunFacts, build_provenance, write_provenance
 from .reconcile import Reconciliation, reconcile
 from .result import ImageGenResult, build_result
 from .settings import ImageSettings, settings_from_env
@@ -108,7 +101,7 @@ __all__ = [
     "EmptyPrompt",
     "EntryStatus",
     "Episode",
-    "EpisodeCostCap",
+    "EpisodeConfig",
     "EpisodeError",
     "EpisodePlan",
     "ImageEntry",
@@ -124,7 +117,9 @@ __all__ = [
     "Provenance",
     "Reason",
     "Reconciliation",
+    "RunFacts",
     "RunTally",
+    "TextSpend",
     "TextUsage",
     "Visual",
     "WrittenPrompt",
@@ -134,27 +129,26 @@ __all__ = [
     "compose_prompt",
     "draw_placeholder",
     "embed_entry",
-    "entry_status",
+    "failure_entry",
     "finish_manifest",
-    "generated_entry",
+    "generate_images",
+    "generate_images_sync",
+    "image_entry",
     "image_path",
     "load_episode",
     "load_template",
     "merge_entry",
     "parse_episode",
-    "placeholder_entry",
     "plan_episode",
     "plan_lines",
+    "progress_manifest",
     "read_embedded_entry",
     "read_manifest",
     "read_prompt_cache",
     "reconcile",
-    "record_entry",
-    "record_image",
     "save_image",
     "scan_images",
     "settings_from_env",
-    "unmade_entry",
     "write_image_prompt",
     "write_manifest",
     "write_prompt_cache",

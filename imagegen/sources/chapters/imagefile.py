@@ -1,10 +1,12 @@
 """Chapter image files that carry their own manifest entry.
 
-Each saved PNG holds its entry as JSON in an ``iTXt`` chunk (keyword ``imagegen:entry``) placed
-right after ``IHDR``, where any PNG reader skips it and Pillow reads it without decoding pixels.
-The image is written (atomically) before the manifest, so after a crash between the two the
-file on disk still says what it is and :func:`.reconcile.reconcile` puts its entry back
-instead of paying for the image again.
+Each chapter image is made to hold its entry as JSON in an ``iTXt`` chunk (keyword
+``imagegen:entry``) placed right after ``IHDR``, where any PNG reader skips it and Pillow reads
+it without decoding pixels. The after-save step rewrites the saved image with its entry
+(atomically) before it writes the manifest (:mod:`.steps`), so once that step has run the file
+on disk says what it is: a manifest lost or damaged later, or a crash between the two writes,
+is mended by :func:`.reconcile.reconcile` instead of paying for the image again. (A crash
+between the runner's save and that step is the journal's to mend: resume runs the step.)
 """
 
 from __future__ import annotations

@@ -153,12 +153,21 @@ def finish_manifest(
     return replace(manifest, status=status, generated_at=iso_utc(now))
 
 
-def read_manifest(episode_dir: Path, now: datetime) -> ManifestRead:
+def progress_manifest(manifest: Manifest, expected: Iterable[str], now: datetime) -> Manifest:
+    """The manifest's status while a run writes it: "complete" once each expected chapter has
+    an ok entry, "in_progress" until then. Pure."""
+    ok = {e.chapter_id for e in manifest.images if e.status is EntryStatus.OK}
+    status = ManifestStatus.COMPLETE if set(expected) <= ok else ManifestStatus.IN_PROGRESS
+    return replace(manifest, status=status, generated_at=iso_utc(now))
+
+
+def read_manifest(episode_dir: Path, now: datetime, *, keep_aside: bool = True) -> ManifestRead:
     """The episode's manifest; ``ManifestRead(None)`` when there is none yet.
 
     A manifest that is not JSON or not of this shape is moved aside to
     ``manifest.json.damaged-{UTC time}`` (never overwritten, never deleted) and reported in
-    ``problem``; the run then plans as if no image had an entry.
+    ``problem``; the run then plans as if no image had an entry. With ``keep_aside`` False
+    (planning, a dry run) it is only reported, and left where it is.
     """
     path = episode_dir / MANIFEST_FILE
     try:
@@ -169,6 +178,8 @@ def read_manifest(episode_dir: Path, now: datetime) -> ManifestRead:
         return ManifestRead(manifest_from_json(orjson.loads(raw)))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
+    if not keep_aside:
+        return ManifestRead(None, None, f"{path}: damaged ({problem}); it will be kept aside")
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside, n = path.with_name(f"{path.name}.damaged-{stamp}"), 1
     while aside.exists():

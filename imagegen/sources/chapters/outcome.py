@@ -1,149 +1,118 @@
-"""What became of one chapter: its manifest entry, and recording it on disk.
+"""What became of one chapter job, as its manifest entry. Pure.
 
-The builders are pure. The recorders are the only writes a run makes per chapter, in the order
-that keeps the manifest honest after a crash: the image first (carrying its entry), then the
-manifest. The caller writes provenance after them (:mod:`.provenance`).
+A completed job gives an ``ok`` entry claiming ``images/{chapter_id}.png``: generated
+(``generation_method`` the provider's name, its model, the prompt sent, what the provider
+reported) or drawn (``generation_method`` "template", no model, no prompt, the placeholder's
+facts). A failed job gives an entry that claims no file: "rejected" when the answer held no
+image (a content-policy refusal: the same prompt would be refused again), "failed" otherwise,
+with the reason and the prompt that was sent (seed 001 step 8, seed 002 section 3.3).
+
+``metadata`` always has ``cost_usd`` and ``generated_at`` (UTC, when the job ended) and names
+the session and job that made it, so a later step can tell its own entry from a newer one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
-from ...errors import NoImage, ProviderError
-from .imagefile import save_image
-from .jsonfile import JSON, iso_utc
-from .manifest import EntryStatus, ImageEntry, Manifest, merge_entry, write_manifest
-from .placeholder import Placeholder
-from .plan import ChapterDecision
+from ...model import JSON, JobState
+from ...providers.placeholder import describe
+from .jobs import TEMPLATE_METHOD
+from .jsonfile import iso_utc
+from .manifest import EntryStatus, ImageEntry
+from .plan import image_path
 
 PNG = "image/png"
 
 
-def placeholder_entry(
-    decision: ChapterDecision, placeholder: Placeholder, now: datetime
-) -> ImageEntry:
-    """The entry of a drawn placeholder (``generation_method`` "template", no model, $0)."""
-    return _entry(
-        decision,
-        EntryStatus.OK,
-        now,
-        file_path=decision.file_path,
-        generation_method="template",
-        size=f"{placeholder.width}x{placeholder.height}",
-        mime_type=PNG,
-        details=placeholder.details(),
-    )
+def ended_at(state: JobState) -> str:
+    """When the job ended, as the manifest writes times (UTC); the journal's times are local."""
+    local = state.completed or state.started
+    if local is None:
+        return ""
+    return iso_utc(datetime.fromisoformat(local).astimezone(UTC))
 
 
-def generated_entry(
-    decision: ChapterDecision,
-    *,
-    prompt: str,
-    method: str,
-    model: str,
-    width: int,
-    height: int,
-    cost_usd: float,
-    now: datetime,
-    details: Mapping[str, JSON] | None = None,
-) -> ImageEntry:
-    """The entry of a generated image. ``method`` is the provider's name ("gemini"; the seed
-    wrote "dalle3"), ``width`` x ``height`` the image's real pixels, ``cost_usd`` the image's
-    cost alone, ``details`` what the provider returned (finish reason, model version, request
-    id, usage). ``size_bytes`` is set when the image is saved."""
-    return _entry(
-        decision,
-        EntryStatus.OK,
-        now,
-        cost_usd=cost_usd,
-        file_path=decision.file_path,
+def image_entry(state: JobState, size_bytes: int, session_id: str) -> ImageEntry:
+    """The ``ok`` entry of a completed chapter job whose image file has ``size_bytes``."""
+    job = state.job
+    chapter_id = str(job.label("chapter_id"))
+    title = str(job.label("chapter_title"))
+    visual_type = str(job.label("visual_type") or "")
+    method = str(job.label("generation_method"))
+    image = state.image
+    size = f"{image.width}x{image.height}" if image else None
+    details: dict[str, JSON] = {"session_id": session_id, "job_id": job.id}
+    if method == TEMPLATE_METHOD:
+        details |= describe(job.prompt, job.model)
+        prompt = model = None
+    else:
+        usage = state.usage
+        details |= {
+            "finish_reason": state.finish_reason,
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "output_tokens": usage.output_tokens,
+                "thought_tokens": usage.thought_tokens,
+                "image_tokens": usage.image_tokens,
+            },
+            "quality": job.quality,
+            "aspect": job.aspect,
+            "attempts": state.attempts,
+            "prompt_source": job.label("prompt_source"),
+        }
+        if state.error:  # a note on a kept image ("wrong size: ...")
+            details["note"] = state.error
+        prompt, model = job.prompt, job.model
+    return ImageEntry(
+        chapter_id=chapter_id,
+        chapter_title=title,
+        visual_type=visual_type,
+        status=EntryStatus.OK,
+        content_hash=str(job.label("content_hash")),
+        generated_at=ended_at(state),
+        cost_usd=round(state.cost_usd or 0.0, 6),
+        file_path=image_path(chapter_id),
         prompt=prompt,
         generation_method=method,
         model=model,
-        size=f"{width}x{height}",
+        size=size,
         mime_type=PNG,
-        details=dict(details or {}),
-    )
-
-
-def unmade_entry(
-    decision: ChapterDecision,
-    error: ProviderError,
-    *,
-    now: datetime,
-    prompt: str | None = None,
-    method: str | None = None,
-    model: str | None = None,
-    cost_usd: float = 0.0,
-) -> ImageEntry:
-    """The entry of a chapter that got no image: "rejected" for a refusal, else "failed".
-
-    ``prompt`` is kept so a person can see what was refused (seed 002 section 3.3).
-    """
-    status = entry_status(error)
-    reason = error.reason if isinstance(error, NoImage) else error.kind
-    details: dict[str, JSON] = {"error": str(error)} if str(error) else {}
-    return _entry(
-        decision,
-        status,
-        now,
-        cost_usd=cost_usd,
-        prompt=prompt,
-        generation_method=method,
-        model=model,
-        reason=reason,
+        size_bytes=size_bytes,
         details=details,
     )
 
 
-def _entry(
-    decision: ChapterDecision, status: EntryStatus, now: datetime, **fields: Any
-) -> ImageEntry:
-    """An entry for ``decision``'s chapter: what every outcome shares, plus ``fields``."""
+def failure_entry(state: JobState, session_id: str) -> ImageEntry:
+    """The entry of a failed chapter job: "rejected" (no image in the answer) or "failed"."""
+    job = state.job
+    rejected = state.error_kind == "no_image"
+    details: dict[str, JSON] = {
+        "session_id": session_id,
+        "job_id": job.id,
+        "error": state.error,
+        "error_kind": state.error_kind,
+        "attempts": state.attempts,
+    }
     return ImageEntry(
-        chapter_id=decision.chapter_id,
-        chapter_title=decision.chapter.title,
-        visual_type=decision.visual_type or "",
-        status=status,
-        content_hash=decision.content_hash,
-        generated_at=iso_utc(now),
-        **fields,
+        chapter_id=str(job.label("chapter_id")),
+        chapter_title=str(job.label("chapter_title")),
+        visual_type=str(job.label("visual_type") or ""),
+        status=EntryStatus.REJECTED if rejected else EntryStatus.FAILED,
+        content_hash=str(job.label("content_hash")),
+        generated_at=ended_at(state),
+        cost_usd=round(state.cost_usd or 0.0, 6),
+        prompt=job.prompt,
+        generation_method=str(job.label("generation_method")),
+        model=job.model,
+        reason=state.finish_reason or state.error_kind,
+        details=details,
     )
 
 
-def entry_status(error: ProviderError) -> EntryStatus:
-    """REJECTED for an answer without an image (a block or refusal: the same prompt gets the
-    same answer, :class:`imagegen.errors.NoImage`), FAILED for anything else."""
-    return EntryStatus.REJECTED if isinstance(error, NoImage) else EntryStatus.FAILED
-
-
-def record_image(
-    episode_dir: Path,
-    manifest: Manifest,
-    entry: ImageEntry,
-    png: bytes,
-    order: tuple[str, ...],
-    now: datetime,
-) -> Manifest:
-    """Save the image (carrying its entry), then merge the entry and write the manifest.
-
-    Returns the manifest as written. ``order`` is the episode's chapter ids.
-    """
-    saved = save_image(episode_dir, entry, png)
-    return record_entry(episode_dir, manifest, saved, order, now)
-
-
-def record_entry(
-    episode_dir: Path,
-    manifest: Manifest,
-    entry: ImageEntry,
-    order: tuple[str, ...],
-    now: datetime,
-) -> Manifest:
-    """Merge an entry that claims no new file (rejected, failed) and write the manifest."""
-    merged = merge_entry(manifest, entry, order, now)
-    write_manifest(episode_dir, merged)
-    return merged
+def made_by(entry: ImageEntry) -> tuple[str | None, str | None]:
+    """The session and job an entry names (None for entries of other tools or versions)."""
+    sid, jid = entry.details.get("session_id"), entry.details.get("job_id")
+    return (sid if isinstance(sid, str) else None, jid if isinstance(jid, str) else None)

@@ -11,7 +11,7 @@ Seed 002 section 8.1's keys, in its order::
      "image_count": 8, "generated_count": 6, "template_count": 2,
      "cost_usd": 0.52, "duration_seconds": 45.3,
      "skipped_count": 0, "failed_count": 0, "rejected_count": 0, "stopped_count": 0,
-     "status": "complete", "force": false, "chapter_id": null}
+     "status": "complete", "force": false, "chapter_id": null, "session_id": "2026-..."}
 
 Choices where the seed is silent or does not fit:
 
@@ -22,11 +22,14 @@ Choices where the seed is silent or does not fit:
 - ``output_files`` lists the manifest and every image it claims, including images an earlier
   run made and this one kept, so the file describes the episode's outputs as they stand;
   ``image_count`` is their number, while the other counts, tokens, ``cost_usd`` and
-  ``duration_seconds`` are this run's;
-- the last five keys are ours: counts the seed has no room for, the manifest's status, and
-  the ``--force`` / ``--chapter`` of the run (seed 002 section 5.3, "partial regeneration").
+  ``duration_seconds`` are the last session's that made or attempted something (a session
+  that left every chapter alone does not rewrite the file); ``cost_usd`` includes the text
+  model's, ``duration_seconds`` runs from the session's first start to its last end;
+- the last six keys are ours: counts the seed has no room for, the manifest's status, the
+  ``--force`` / ``--chapter`` of the run (seed 002 section 5.3, "partial regeneration"), and
+  the session whose journal has the details.
 
-It is rewritten after every image, like the manifest, so it never lags behind it.
+It is rewritten after every image, right after the manifest, so it never lags behind it.
 """
 
 from __future__ import annotations
@@ -35,12 +38,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .config import EpisodeConfig
 from .episode import CHAPTERS_FILE
 from .jsonfile import JSON, iso_utc, write_json
 from .manifest import MANIFEST_FILE, Manifest, ManifestStatus
-from .plan import Action, EpisodePlan
-from .prompts import PromptTemplate
-from .settings import ImageSettings
 from .tally import RunTally
 
 PROVENANCE_FILE = Path("provenance") / "imagegen_provenance.json"
@@ -74,33 +75,44 @@ class Provenance:
     status: ManifestStatus
     force: bool
     chapter_id: str | None
+    session_id: str | None = None
     stage: str = STAGE
     prompt_version: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the session knew of its run, besides the tally: the text model's template name and
+    model, the image model, the ``--force`` / ``--chapter`` given, the session's id."""
+
+    template_name: str
+    text_model: str
+    image_gen_model: str
+    force: bool = False
+    chapter_id: str | None = None
+    session_id: str | None = None
+
+
 def build_provenance(
-    plan: EpisodePlan,
+    episode: EpisodeConfig,
     manifest: Manifest,
     tally: RunTally,
-    settings: ImageSettings,
-    template: PromptTemplate,
+    facts: RunFacts,
     *,
     now: datetime,
     duration_seconds: float,
-    force: bool = False,
-    chapter_id: str | None = None,
 ) -> Provenance:
-    """The record for the run so far. Pure."""
+    """The record for the session so far. Pure."""
     images = tuple(e.file_path for e in manifest.images if e.claims_file and e.file_path)
     return Provenance(
-        episode_id=plan.episode.episode_id,
+        episode_id=episode.episode_id,
         timestamp=iso_utc(now),
-        prompt_name=template.name,
-        prompt_hash=plan.prompt_hash,
-        model=template.model,
-        image_gen_model=settings.model,
+        prompt_name=facts.template_name,
+        prompt_hash=episode.prompt_hash,
+        model=facts.text_model,
+        image_gen_model=facts.image_gen_model,
         input_files=(CHAPTERS_FILE,),
-        input_content_hash=plan.input_content_hash,
+        input_content_hash=episode.input_content_hash,
         output_files=(MANIFEST_FILE.as_posix(), *images),
         input_tokens=tally.input_tokens,
         output_tokens=tally.output_tokens,
@@ -109,13 +121,14 @@ def build_provenance(
         template_count=tally.template,
         cost_usd=round(tally.cost_usd, 6),
         duration_seconds=round(duration_seconds, 3),
-        skipped_count=sum(1 for d in plan.decisions if d.action is Action.SKIP),
+        skipped_count=tally.skipped,
         failed_count=tally.failed,
         rejected_count=tally.rejected,
         stopped_count=tally.stopped,
         status=manifest.status,
-        force=force,
-        chapter_id=chapter_id,
+        force=facts.force,
+        chapter_id=facts.chapter_id,
+        session_id=facts.session_id,
     )
 
 
@@ -146,6 +159,7 @@ def provenance_to_json(p: Provenance) -> dict[str, JSON]:
         "status": str(p.status),
         "force": p.force,
         "chapter_id": p.chapter_id,
+        "session_id": p.session_id,
     }
 
 

@@ -1,23 +1,7 @@
-"""The Python API's answer: :class:`ImageGenResult`, and the function that will return it.
+"""The Python API's answer for one episode: :class:`ImageGenResult` (seed 002 section 2.1).
 
-The function the integrator writes on the runner (seed 002 section 5.1, adapted)::
-
-    async def generate_images(
-        episode_dir: Path,                 # data/outputs/{episode_id}, holding chapters.json
-        *,
-        settings: ImageSettings,           # style prefix, frame size, tier, model, cost cap
-        force: bool = False,               # --force: remake every chapter
-        chapter_id: str | None = None,     # --chapter ID: remake this chapter only
-        dry_run: bool = False,             # --dry-run: plan and report, write nothing
-    ) -> ImageGenResult: ...
-
-Seed 002 passes ``(session, episode_id, settings, force=False, chapter_id=None)`` and seed 001
-adds ``--dry-run`` through ``settings.dry_run``. There is no database here, so the session
-goes, and the episode folder replaces ``episode_id`` (the id is read from ``chapters.json``);
-the image provider and the :class:`~.prompts.PromptWriter` come from the runner that calls it.
-Raises :class:`~.episode.EpisodeError` for a bad ``chapters.json`` and InputError for an
-unknown ``--chapter``; a failed or refused image does not raise (seed 001 step 8), it is an
-entry and a count.
+:func:`imagegen.sources.chapters.api.generate_images` returns it; the counts are the session's
+(see :class:`~.tally.RunTally`), the status and image count the manifest's after the run.
 """
 
 from __future__ import annotations
@@ -26,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import MANIFEST_FILE, Manifest, ManifestStatus
-from .plan import Action, EpisodePlan
 from .provenance import PROVENANCE_FILE
 from .tally import RunTally
 
@@ -39,8 +22,9 @@ class ImageGenResult:
     ``generated_count`` / ``template_count`` were made by this run; ``skipped_count`` were left
     alone (unchanged, not selected, refused before, no visual); ``failed_count`` and
     ``rejected_count`` got no image (seed 001 step 5's ``images_failed`` is their sum);
-    ``stopped_count`` were not started because the cost cap stopped the episode (``status``
-    COST_LIMIT). Tokens are the text model's; ``cost_usd`` is this run's, text and images.
+    ``stopped_count`` were not finished, mostly because a cost cap stopped the episode
+    (``status`` COST_LIMIT). Tokens are the text model's; ``cost_usd`` is the session's, text
+    and images (USD). ``session_id`` names the journal (None for a dry run).
     """
 
     episode_id: str
@@ -59,6 +43,7 @@ class ImageGenResult:
     output_tokens: int
     cost_usd: float
     duration_seconds: float
+    session_id: str | None = None
     dry_run: bool = False
 
     @property
@@ -75,28 +60,31 @@ class ImageGenResult:
 
 def build_result(
     episode_dir: Path,
-    plan: EpisodePlan,
-    manifest: Manifest,
+    episode_id: str,
+    manifest: Manifest | None,
     tally: RunTally,
     *,
     duration_seconds: float,
+    session_id: str | None,
     dry_run: bool = False,
 ) -> ImageGenResult:
-    """The result of a run that planned ``plan``, left ``manifest`` and did ``tally``. Pure.
+    """The result of a session that left ``manifest`` and did ``tally``. Pure.
 
-    For a dry run, pass the manifest as read and an empty tally: the counts then say what was
-    found, and ``skipped_count`` what the plan would leave alone.
+    For a dry run, pass the manifest as read and a tally of what the plan would do: the
+    generated and template counts are then the chapters that would be made, ``cost_usd`` the
+    estimate, and nothing was written.
     """
+    images = manifest.images if manifest else ()
     return ImageGenResult(
-        episode_id=plan.episode.episode_id,
-        status=manifest.status,
+        episode_id=episode_id,
+        status=manifest.status if manifest else ManifestStatus.IN_PROGRESS,
         images_path=episode_dir / MANIFEST_FILE.parent,
         manifest_path=episode_dir / MANIFEST_FILE,
         provenance_path=episode_dir / PROVENANCE_FILE,
-        image_count=sum(1 for e in manifest.images if e.claims_file),
+        image_count=sum(1 for e in images if e.claims_file),
         generated_count=tally.generated,
         template_count=tally.template,
-        skipped_count=sum(1 for d in plan.decisions if d.action is Action.SKIP),
+        skipped_count=tally.skipped,
         failed_count=tally.failed,
         rejected_count=tally.rejected,
         stopped_count=tally.stopped,
@@ -104,5 +92,6 @@ def build_result(
         output_tokens=tally.output_tokens,
         cost_usd=tally.cost_usd,
         duration_seconds=duration_seconds,
+        session_id=session_id,
         dry_run=dry_run,
     )

@@ -40,7 +40,6 @@ class ImageSettings:
     model: str = "gemini-3-pro-image"
     max_episode_cost_usd: float = DEFAULT_MAX_EPISODE_COST_USD
     prompt_template: Path | None = None
-    placeholder_font: Path | None = None
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

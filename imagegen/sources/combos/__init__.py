@@ -182,6 +182,7 @@ class CombosSource:
     name = "combos"
     help = "combo folders x catalog prompts (seed 003; the default form)"
     after_save = None
+    after_run = None
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sel = parser.add_argument_group("what to generate (combos x catalogs)")

@@ -10,14 +10,18 @@ The building blocks, pure where they can be (seed 004):
 - :mod:`.update`: :func:`record_result` writes a saved image back into its spec, atomically,
   under a lock, refusing stale results;
 - :mod:`.yamlfile`: the ruamel.yaml round trip that keeps every other line as written;
-- :mod:`.sizes`: a spec's ``size`` / ``quality`` -> Gemini's aspect ratio and size tier.
+- :mod:`.sizes`: a spec's ``size`` / ``quality`` -> Gemini's aspect ratio and size tier;
+- :mod:`.routing`: which provider and model each file's tasks go to;
+- :mod:`.earlier`: an image an earlier session made for a pending item and never recorded;
+- :mod:`.source`: the job source ``image-gen.sh specs ROOT ...`` on the shared runner, whose
+  after-save step is :func:`record_result`.
 
 Field reference: ``samples/specs/README.md``.
 """
 
 from .errors import SpecError
 from .load import load_chapter, load_inventory, load_location, load_root
-from .plan import Plan, Task, plan_tasks
+from .plan import Capabilities, Plan, Task, plan_tasks
 from .schema import (
     Chapter,
     ChapterImage,
@@ -31,9 +35,10 @@ from .schema import (
     Specs,
 )
 from .sizes import ImageSize, image_size
-from .update import ImageResult, Outcome, Update, record_result
+from .update import ImageResult, ItemRef, Outcome, Update, record_result
 
 __all__ = [
+    "Capabilities",
     "Chapter",
     "ChapterImage",
     "Character",
@@ -42,6 +47,7 @@ __all__ = [
     "ImageResult",
     "ImageSize",
     "Inventory",
+    "ItemRef",
     "Location",
     "LocationItem",
     "Outcome",

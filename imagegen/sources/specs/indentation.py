@@ -44,6 +44,16 @@ _BLOCK_SCALAR = re.compile(r":\s*[|>][-+0-9]*\s*(#.*)?$")
 
 def guess_indent(text: str) -> tuple[int, int, int]:
     """(mapping, sequence, offset) as the text shows them; (2, 4, 2) when it shows nothing."""
+    return observed_indents(text)[0]
+
+
+def observed_indents(text: str) -> list[tuple[int, int, int]]:
+    """Every (mapping, sequence, offset) the text shows, the most common first.
+
+    A hand-kept file may indent its lists two ways (``- a`` under one key, ``-   a`` under
+    another); ruamel writes one way per file, so :mod:`.yamlfile` tries each and keeps the one
+    that re-flows fewest lines. Ties go to the style seen first.
+    """
     steps: Counter[int] = Counter()
     dashes: Counter[tuple[int, int]] = Counter()
     parent: int | None = None  # column of the last ``key:`` line with nothing after the colon
@@ -69,8 +79,6 @@ def guess_indent(text: str) -> tuple[int, int, int]:
         if _BLOCK_SCALAR.search(line):
             scalar_indent = col + (len(stripped) - len(stripped.lstrip("- ")))
     mapping = steps.most_common(1)[0][0] if steps else 2
-    if dashes:
-        (sequence, offset), _ = dashes.most_common(1)[0]
-    else:
-        sequence, offset = mapping + 2, mapping
-    return mapping, sequence, offset
+    if not dashes:
+        return [(mapping, mapping + 2, mapping)]
+    return [(mapping, sequence, offset) for (sequence, offset), _ in dashes.most_common()]

@@ -18,8 +18,10 @@ from .schema import (
     CHAPTER_PROMPT_FIELDS,
     CHAPTERS,
     INVENTORY,
+    LOCATION_OUTPUT_FIELDS,
     LOCATION_PROMPT_FIELDS,
     LOCATIONS,
+    OUTPUT_FIELDS,
     SUFFIXES,
     Chapter,
     ChapterCharacter,
@@ -178,6 +180,7 @@ def _chapter_image(
         character_states=_states(f, depicts),
         output=_generated(f),
         fingerprint=fingerprint(node, CHAPTER_PROMPT_FIELDS),
+        output_fingerprint=fingerprint(node, OUTPUT_FIELDS),
     )
 
 
@@ -251,6 +254,7 @@ def _location_item(f: Fields, key: tuple[str | int, ...], defaults: Defaults) ->
         size=size,
         generated_images=tuple(generated),
         fingerprint=fingerprint(f.node, LOCATION_PROMPT_FIELDS),
+        output_fingerprint=fingerprint(f.node, LOCATION_OUTPUT_FIELDS),
     )
 
 

@@ -64,7 +64,9 @@ class Task:
     path in the file, e.g. ``("images", 3)``. ``output`` is relative to ``root`` with ``/``.
     ``fingerprint`` covers the item's prompt fields as planned; ``prompt_sha256`` the composed
     prompt. ``output_exists`` says the output file is already on disk although the spec does
-    not record it (an image saved just before a crash).
+    not record it (an image saved just before a crash). ``output_fingerprint`` covers the
+    item's output fields as planned (:func:`~.update.record_result` refuses to write over a
+    result recorded since).
     """
 
     id: str
@@ -85,6 +87,7 @@ class Task:
     fingerprint: str
     prompt_sha256: str
     output_exists: bool
+    output_fingerprint: str = ""
 
     @property
     def output_path(self) -> Path:
@@ -94,6 +97,16 @@ class Task:
     def reference_paths(self) -> tuple[str, ...]:
         """The reference image files, in the order they are sent."""
         return tuple(str(ref.path) for ref in self.references)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the provider of a file's tasks can take: reference images at all, how many at
+    most (None: no limit checked), and whether the negative prompt goes into the text."""
+
+    supports_references: bool = True
+    max_references: int | None = None
+    negative_as_text: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +135,16 @@ def plan_tasks(
     max_references: int | None = None,
     negative_as_text: bool = True,
     exists: Callable[[Path], bool] = Path.is_file,
+    capabilities: Callable[[Path], Capabilities] | None = None,
 ) -> Plan:
     """The pending items of ``specs`` as tasks (module docstring for the rules).
 
     ``supports_references`` False sends no reference images and puts each depicted
     character's ``appearance`` in the prompt instead; ``max_references`` refuses a task that
-    would send more (the provider's limit). Raises SpecError for a bad filter, a reference
-    that does not resolve, or too many references.
+    would send more (the provider's limit). ``capabilities``, when given, says those three
+    per spec file instead (each file's tasks may go to a provider of their own).
+    Raises SpecError for a bad filter, a reference that does not resolve, or too many
+    references.
     """
     if isinstance(only, str):
         only = (only,)
@@ -149,15 +165,22 @@ def plan_tasks(
     ]
     items = sum(len(c.images) for c in chapters) + sum(len(loc.items) for loc in locations)
     tasks: list[Task] = []
-    options = (supports_references, max_references, negative_as_text, exists)
+    given = Capabilities(supports_references, max_references, negative_as_text)
+
+    def caps(file: Path) -> Capabilities:
+        return given if capabilities is None else capabilities(file)
+
     for chapter in chapters:
+        c = caps(chapter.file)
+        options = (c.supports_references, c.max_references, c.negative_as_text, exists)
         for image in chapter.images:
             if _chapter_pending(specs.root, image, exists):
                 tasks.append(chapter_task(specs, chapter, image, *options))
     for location in locations:
+        c = caps(location.file)
         for item in location.items:
             if not item.generated_images:
-                tasks.append(location_task(specs.root, location, item, negative_as_text, exists))
+                tasks.append(location_task(specs.root, location, item, c.negative_as_text, exists))
     done = items - len(tasks)
     if match is not None:
         tasks = [t for t in tasks if fnmatchcase(t.id, match)]
@@ -217,6 +240,7 @@ def chapter_task(
         fingerprint=image.fingerprint,
         prompt_sha256=_sha256(prompt),
         output_exists=exists(specs.root / output),
+        output_fingerprint=image.output_fingerprint,
     )
 
 
@@ -252,6 +276,7 @@ def location_task(
         fingerprint=item.fingerprint,
         prompt_sha256=_sha256(prompt),
         output_exists=exists(root / output),
+        output_fingerprint=item.output_fingerprint,
     )
 
 

@@ -48,6 +48,8 @@ CHAPTER_PROMPT_FIELDS = (
 LOCATION_PROMPT_FIELDS = ("prompt_used", "negative_prompt", "size")
 #: The fields the tool writes into a chapter image, and into each ``generated_images`` entry.
 OUTPUT_FIELDS = ("generated_at", "file_name", "file_path", "provider", "model", "provider_metadata")
+#: The fields of a location overview or part that hold its results.
+LOCATION_OUTPUT_FIELDS = ("generated_images",)
 #: An inventory image with this status is sent first; "rejected" ones are never sent.
 APPROVED = "approved"
 REJECTED = "rejected"
@@ -92,7 +94,9 @@ class ChapterCharacter:
 @dataclass(frozen=True, slots=True)
 class ChapterImage:
     """An entry of a chapter's ``images``. ``character_states`` keeps the file's order;
-    ``index`` is the position in ``images``; ``line`` is 1-based."""
+    ``index`` is the position in ``images``; ``line`` is 1-based. ``fingerprint`` covers the
+    prompt fields, ``output_fingerprint`` the output fields (a result recorded since planning
+    changes it)."""
 
     custom_id: str
     index: int
@@ -104,6 +108,7 @@ class ChapterImage:
     character_states: tuple[tuple[str, str], ...]
     output: Generated
     fingerprint: str
+    output_fingerprint: str = ""
 
     @property
     def key(self) -> tuple[str | int, ...]:
@@ -127,7 +132,8 @@ class Chapter:
 
 @dataclass(frozen=True, slots=True)
 class LocationItem:
-    """The ``overview`` or an entry of ``parts``; ``key`` is its place in the file."""
+    """The ``overview`` or an entry of ``parts``; ``key`` is its place in the file.
+    Fingerprints as for :class:`ChapterImage` (the output one covers ``generated_images``)."""
 
     slug: str
     key: tuple[str | int, ...]
@@ -137,6 +143,7 @@ class LocationItem:
     size: str | None
     generated_images: tuple[Generated, ...]
     fingerprint: str
+    output_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +244,11 @@ def _settled(value: Any) -> Any:
 
 def prompt_fields(kind: Kind) -> tuple[str, ...]:
     return CHAPTER_PROMPT_FIELDS if kind == "chapter" else LOCATION_PROMPT_FIELDS
+
+
+def output_fields(kind: Kind) -> tuple[str, ...]:
+    """The fields of an item that hold its results."""
+    return OUTPUT_FIELDS if kind == "chapter" else LOCATION_OUTPUT_FIELDS
 
 
 def locate(data: CommentedMap, kind: Kind, item_id: str, file: Path) -> CommentedMap | None:

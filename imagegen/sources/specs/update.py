@@ -11,8 +11,11 @@ as it is on disk *now*, finds the item by its id, and:
 - returns ``already recorded`` when the item already holds this result (same ``file_path`` and
   ``image_sha256``): a resume that re-applies a result never duplicates an entry;
 - returns ``stale: item removed`` / ``stale: prompt changed`` when the item is gone or its
-  prompt fields no longer match the task's fingerprint: nothing is written, the caller keeps
-  the image and reports it;
+  prompt fields no longer match the task's fingerprint, and ``stale: recorded meanwhile`` when
+  a chapter image's output fields changed since planning (a result written by hand or by
+  another run: never overwritten, unless it is one the caller itself recorded earlier for
+  this item, ``replaces``: a retry; a location item's list only grows, so nothing is lost by
+  appending to it): nothing is written, the caller keeps the image and reports it;
 - otherwise changes only those fields (:mod:`.yamlfile` keeps every other line as written) and
   replaces the file atomically: a temporary file in the same folder, fsync, rename, fsync of
   the folder. A crash leaves the old file or the new one (and perhaps a ``.{name}.*.tmp``).
@@ -26,11 +29,12 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import filelock
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -38,7 +42,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from .edits import append_entry, set_field
 from .errors import SpecError
 from .plan import Task
-from .schema import fingerprint, locate, prompt_fields
+from .schema import Kind, fingerprint, locate, output_fields, prompt_fields
 from .yamlfile import is_null, parse, plain, render
 
 #: Seconds to wait for another writer of the same spec file before giving up.
@@ -112,6 +116,39 @@ class Outcome(StrEnum):
     ALREADY = "already recorded"
     STALE_REMOVED = "stale: item removed"
     STALE_CHANGED = "stale: prompt changed"
+    STALE_RECORDED = "stale: recorded meanwhile"
+
+
+class Recordable(Protocol):
+    """What :func:`record_result` needs of a task: a :class:`~.plan.Task`, or an
+    :class:`ItemRef` rebuilt from a journal."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def file(self) -> Path: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def output_fingerprint(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """A planned item, as much of it as recording a result needs: the task id, the item's
+    kind, file and id, and its prompt and output fingerprints at planning (an empty output
+    fingerprint is not checked)."""
+
+    id: str
+    kind: Kind
+    file: Path
+    item_id: str
+    fingerprint: str
+    output_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +169,17 @@ class Update:
         return self.outcome in (Outcome.WRITTEN, Outcome.ALREADY)
 
 
-def record_result(task: Task, result: ImageResult, *, timeout: float = LOCK_TIMEOUT) -> Update:
+def record_result(
+    task: Recordable,
+    result: ImageResult,
+    *,
+    timeout: float = LOCK_TIMEOUT,
+    replaces: Collection[str] = (),
+) -> Update:
     """Write ``result`` into ``task``'s item, re-reading the file first (module docstring).
+
+    ``replaces`` are the ``file_path`` values of results the caller recorded for this item
+    before (relative to ROOT): a chapter image holding one of them takes the new result.
 
     Returns an :class:`Update`; raises SpecError when the file no longer parses or the lock
     is held longer than ``timeout`` seconds, and OSError when it cannot be written. In every
@@ -150,7 +196,7 @@ def record_result(task: Task, result: ImageResult, *, timeout: float = LOCK_TIME
             "run updating this spec? The image is kept; run again to record it"
         ) from exc
     try:
-        return _record(task, result, fields)
+        return _record(task, result, fields, frozenset(replaces))
     finally:
         lock.release()
 
@@ -160,7 +206,9 @@ def lock_path(file: Path) -> Path:
     return file.with_name(f".{file.name}.lock")
 
 
-def _record(task: Task, result: ImageResult, fields: dict[str, Any]) -> Update:
+def _record(
+    task: Recordable, result: ImageResult, fields: dict[str, Any], replaces: frozenset[str]
+) -> Update:
     file = task.file
     try:
         raw = file.read_bytes()
@@ -182,6 +230,20 @@ def _record(task: Task, result: ImageResult, fields: dict[str, Any]) -> Update:
             f"the prompt fields of {task.item_id!r} changed after planning; "
             f"{result.file_path} was made from the old ones",
         )
+    recorded = task.output_fingerprint
+    if (
+        task.kind == "chapter"
+        and recorded
+        and fingerprint(node, output_fields(task.kind)) != recorded
+        and plain(node.get("file_path")) not in replaces
+    ):
+        return Update(
+            Outcome.STALE_RECORDED,
+            task.id,
+            file,
+            f"{task.item_id!r} was given a result after planning (by hand or another run); "
+            f"{result.file_path} is not recorded over it",
+        )
     if task.kind == "chapter":
         for key, value in fields.items():
             set_field(node, key, value)
@@ -200,7 +262,7 @@ def _record(task: Task, result: ImageResult, fields: dict[str, Any]) -> Update:
     return Update(Outcome.WRITTEN, task.id, file, reformatted=rendered.reformatted)
 
 
-def _holds(node: CommentedMap, task: Task, result: ImageResult) -> bool:
+def _holds(node: CommentedMap, task: Recordable, result: ImageResult) -> bool:
     if task.kind == "chapter":
         records = [node]
     else:

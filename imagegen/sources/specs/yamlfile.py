@@ -50,7 +50,7 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from .errors import SpecError
-from .indentation import CANDIDATES, compare, guess_indent
+from .indentation import CANDIDATES, compare, observed_indents
 
 NULL_TAG = "tag:yaml.org,2002:null"
 BOM = b"\xef\xbb\xbf"
@@ -272,7 +272,7 @@ def _same(a: Any, b: Any) -> bool:
 def _detect_style(data: CommentedMap, text: str, *, crlf: bool, bom: bool) -> tuple[Style, str]:
     start = _opens_with_document_start(text)
     best: tuple[int, Style, str] | None = None
-    for mapping, sequence, offset in dict.fromkeys((guess_indent(text), *CANDIDATES)):
+    for mapping, sequence, offset in dict.fromkeys((*observed_indents(text), *CANDIDATES)):
         style = Style(mapping, sequence, offset, start, crlf, bom)
         out = dump(data, style)
         drift, indents_agree = compare(text, out)

@@ -1,7 +1,8 @@
-"""Placeholders for ``title_card`` and ``talking_head`` chapters: a solid colour and the title.
+"""Drawing a placeholder: a solid colour and a line of text (a chapter's title), as a PNG.
 
-Seed 002 section 4.3: "solid color with text overlay", to be replaced by branded assets later;
-the title card's orange is seed 002's example (section 6.1, ``#F7931A``).
+Seed 002 section 4.3: "solid color with text overlay" for ``title_card`` and ``talking_head``
+chapters, to be replaced by branded assets later; the title card's orange is seed 002's
+example (section 6.1, ``#F7931A``). Colours are chosen by template (the provider's model).
 
 The font matters more than it looks: Pillow's own scalable font (Aileron) has glyphs for ASCII
 only, so "Giriş" or "Bitcoin'in Tarihi" with a dotted İ would come out with boxes. The title
@@ -22,7 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ...errors import InputError
-from .jsonfile import JSON
+from ...model import JSON
 
 #: Part of a placeholder's content hash: bump it when the drawing changes, to redraw them all.
 PLACEHOLDER_VERSION = 1
@@ -102,9 +103,10 @@ def draw_placeholder(
     top = (height - line_px * len(lines)) / 2 + line_px / 2
     for i, line in enumerate(lines):
         draw.text((width / 2, top + i * line_px), line, font=font, fill=ink, anchor="mm")
-    label_font = _font(path, max(height // 36, 10))
-    label = visual_type.replace("_", " ").upper()
-    draw.text((width / 2, height * 0.92), label, font=label_font, fill=ink, anchor="mm")
+    if visual_type in COLOURS:  # a named template says what it stands in for
+        label_font = _font(path, max(height // 36, 10))
+        label = visual_type.replace("_", " ").upper()
+        draw.text((width / 2, height * 0.92), label, font=label_font, fill=ink, anchor="mm")
     out = io.BytesIO()
     img.save(out, format="PNG")
     if missing is None:
@@ -119,6 +121,29 @@ def draw_placeholder(
         font=" ".join(part for part in font.getname() if part),
         missing_glyphs=missing,
     )
+
+
+def describe(title: str, visual_type: str, font_path: Path | None = None) -> dict[str, JSON]:
+    """The facts :meth:`Placeholder.details` gives for this title and template, without
+    drawing (the same font choice, so the same answer as a drawing on this machine)."""
+    text = unicodedata.normalize("NFC", " ".join(title.split()))
+    background, _ink = COLOURS.get(visual_type, _DEFAULT_COLOURS)
+    path: Path | None
+    if font_path is not None:
+        path, missing = font_path, missing_glyphs(_font(font_path, 48), text)
+    else:
+        path, missing = choose_font(text)
+    font = _font(path, 48)
+    return Placeholder(
+        png=b"",
+        width=0,
+        height=0,
+        template_name=f"{visual_type}_default",
+        background_color=background,
+        text_overlay=text,
+        font=" ".join(part for part in font.getname() if part),
+        missing_glyphs=missing,
+    ).details()
 
 
 def wrap(text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
