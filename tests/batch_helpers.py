@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import random
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from imagegen.executors.limiter import Limits
 from imagegen.executors.pool import RunResult
 from imagegen.journal import Journal
 from imagegen.model import Job, JobState
+from imagegen.providers import ProviderInfo
+from imagegen.providers.base import ImageProvider
 from imagegen.providers.gemini.client import GeminiProvider
 from imagegen.retry import RetryPolicy
 from imagegen.session import Settings, run_jobs
@@ -148,15 +151,29 @@ def small_limits(requests: int = 1000, size: int = 2_000_000_000) -> ShardLimits
 
 
 def run(
-    journal: Journal, emu: Emulator, s: Settings, mode: str = "run", job_ids: tuple[str, ...] = ()
+    journal: Journal,
+    emu: Emulator,
+    s: Settings,
+    mode: str = "run",
+    job_ids: tuple[str, ...] = (),
+    *,
+    others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
 ) -> RunResult:
-    """One run of the session through the real session shell and the real SDK."""
+    """One run of the session through the real session shell and the real SDK (``others``:
+    the adapters of any other providers its jobs name)."""
     info = providers.get("gemini")
 
     async def go() -> RunResult:
         async with GeminiProvider(KEY, base_url=emu.base_url) as provider:
             return await run_jobs(
-                journal, s, provider, info, Console(file=io.StringIO()), mode, job_ids
+                journal,
+                s,
+                provider,
+                info,
+                Console(file=io.StringIO()),
+                mode,
+                job_ids,
+                others={"gemini": (provider, info), **(others or {})},
             )
 
     return anyio.run(go)

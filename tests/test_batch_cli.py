@@ -143,3 +143,36 @@ def test_retry_refuses_a_job_still_in_a_batch(
         anyio.run(mark)
     r = run_cli(capsys, "--retry", sid, "--job", "006", *FAST)
     assert r.code == 2 and "job 006 is in a batch" in r.err and f"--resume {sid}" in r.err
+
+
+def test_batch_is_refused_for_vertex_which_has_no_files_api(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Vertex's batches read Cloud Storage, not uploaded files: refused in one line."""
+    r = run_cli(capsys, *TINY, *FAST, "--provider", "vertex", "--batch")
+    assert r.code == 2
+    assert len(r.err_lines) == 1 and "Vertex AI" in r.err and "no Batch API" in r.err
+    assert not (ws.root / SESSIONS).exists()
+
+
+def test_batch_with_variants_is_refused_in_one_line(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(capsys, *TINY, *FAST, *BATCH, "--variants", "2")
+    assert r.code == 2
+    assert len(r.err_lines) == 1 and "--variants" in r.err and "--batch" in r.err
+    assert not (ws.root / SESSIONS).exists()
+
+
+def test_resuming_a_session_of_variants_with_batch_is_refused(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], emu: Emulator
+) -> None:
+    """A session made online with --variants cannot be switched to batches on resume either
+    (its unfinished jobs want several images each); nothing is called."""
+    r = run_cli(capsys, *TINY, *FAST, "--variants", "2", "--max-cost", "0.01")
+    assert r.code == 3  # stopped at the budget: every job still to run
+    session_id = only_session(ws.root)
+    requests = emu.requests
+    again = run_cli(capsys, "--resume", session_id, *BATCH, *FAST)
+    assert again.code == 2 and "--variants" in again.err
+    assert emu.requests == requests
