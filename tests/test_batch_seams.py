@@ -20,7 +20,7 @@ from imagegen import providers, sources
 from imagegen.emulator import Emulator
 from imagegen.emulator.batches import BatchOutcome
 from imagegen.emulator.clock import ManualClock
-from imagegen.errors import EXIT_OK
+from imagegen.errors import EXIT_OK, EXIT_STOPPED
 from imagegen.executors.budget import THINKING_ALLOWANCE_USD
 from imagegen.model import BatchChange, Job, JobState, JobUpdate, SessionUpdate
 from imagegen.progress import render, view_of
@@ -343,3 +343,20 @@ def test_a_resumed_run_counts_the_jobs_still_in_batches_against_their_group_cap(
     assert len(emu.batches.listing()) == 1  # nothing more was sent
     assert emu.last_request_json is None  # nor online
     assert result.pending == 4 and result.stop_reason is None
+
+
+def test_a_broken_destination_stops_a_batch_run_before_anything_is_sent(
+    tmp_path: Path, emu: Emulator, clock: ManualClock, sleep: Sleeper, combos: Combos
+) -> None:
+    """The output folder is a file: the run stops at once, no reference uploaded, no batch
+    created, nothing paid; the jobs wait for --resume."""
+    jobs = make_jobs(tmp_path, combos, prompts=1)
+    (tmp_path / "out").write_text("not a folder", encoding="utf-8")
+    journal = new_session(tmp_path, jobs, batch=True)
+    with journal:
+        result = run(journal, emu, settings(clock, sleep, batch=batch_settings()))
+    assert result.exit_code == EXIT_STOPPED
+    assert result.stop_reason is not None and "nothing was sent or paid" in result.stop_reason
+    assert emu.files.uploads == 0 and not emu.batches.listing()
+    assert {journal.job(j.id).status for j in jobs} == {"pending"}
+    assert journal.state.summary().cost_usd == 0.0

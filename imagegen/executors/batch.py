@@ -8,17 +8,18 @@ Flow of a run, each step journaled before the next depends on it:
    recorded ``creating`` (the process may have died between the create call and its answer)
    is looked up by its display name (session id + shard) and adopted if the service has it,
    else created then. So a crash at any point never submits the same jobs twice.
-2. **Submit** the pending jobs: each distinct reference uploaded once (by content, journaled:
-   :mod:`.uploads`), one JSONL line per job keyed by its id written to disk shard by shard
-   within the API's limits (:mod:`.batch_plan`), each shard's file uploaded by streaming;
-   then its jobs are journaled ``submitted``, its batch ``creating``, and only then created.
-   Only jobs of this provider that make one image go (a job of a local provider, one with
-   ``--variants``, one whose paid image waits in the spool: the online pool's,
-   :meth:`BatchRunner.takes`). ``--max-cost`` and the cost groups' caps reserve a whole shard
-   before it is sent: jobs past the budget stay pending, and a group whose next job does not
-   fit stops (its jobs stay pending, ``cost_cap``) while the other groups go on, as online
-   (:func:`.batch_plan.affordable`); a job still in a batch an earlier run sent holds its
-   share of its group's cap from the start.
+2. **Submit** the pending jobs: their output folders checked first (a broken destination
+   stops the run with nothing paid, as online); each distinct reference uploaded once (by
+   content, journaled: :mod:`.uploads`), one JSONL line per job keyed by its id written to
+   disk shard by shard within the API's limits (:mod:`.batch_plan`), each shard's file
+   uploaded by streaming; then its jobs are journaled ``submitted``, its batch ``creating``,
+   and only then created. Only jobs of this provider that make one image go (a job of a local
+   provider, one with ``--variants``, one whose paid image waits in the spool: the online
+   pool's, :meth:`BatchRunner.takes`). ``--max-cost`` and the cost groups' caps reserve a
+   whole shard before it is sent: jobs past the budget stay pending, and a group whose next
+   job does not fit stops (its jobs stay pending, ``cost_cap``) while the other groups go on,
+   as online (:func:`.batch_plan.affordable`); a job still in a batch an earlier run sent
+   holds its share of its group's cap from the start.
 3. **Follow** every live batch: polled with backoff (``--batch-poll``), each poll journaled
    (``--status`` shows it). A batch that succeeds is collected; one that fails, expires or is
    cancelled, or is still pending past ``--batch-deadline`` (then it is cancelled), hands its
@@ -43,6 +44,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,6 +53,7 @@ import anyio
 from ..errors import BatchStop, FileGone, ProviderError, ServerError
 from ..journal import Journal, now_iso
 from ..model import BATCH_DONE, Attempt, BatchChange, BatchRecord, Job, JobUpdate, SessionUpdate
+from ..outputs import Outputs, StorageError, bytes_bound, render_target
 from ..providers import ProviderInfo
 from ..providers.batch import BatchService, BatchStatus
 from ..references import ReferenceCache
@@ -261,6 +264,8 @@ class BatchRunner:
     # -- 2. submit ---------------------------------------------------------------------------
 
     async def _submit(self, todo: list[str]) -> None:
+        if not await self._destinations_ready(todo):
+            return
         by_model: dict[str, list[str]] = {}
         for job_id in todo:
             by_model.setdefault(self.journal.job(job_id).job.model, []).append(job_id)
@@ -284,6 +289,24 @@ class BatchRunner:
                     await anyio.to_thread.run_sync(_unlink, shard.path)
                     continue
                 await self._send(shard)
+
+    async def _destinations_ready(self, todo: list[str]) -> bool:
+        """Before anything is sent: each folder the jobs' images go to can be made and written
+        and has room for one image, as the online pool checks before each call
+        (:meth:`imagegen.outputs.Outputs.check`). A broken one stops the run, nothing paid."""
+        now = datetime.now()
+        folders: dict[Path, int] = {}
+        for job_id in todo:
+            job = self.journal.job(job_id).job
+            need = bytes_bound(self.info.pixel_size(job.model, job.quality, job.aspect))
+            folder = render_target(job, now).parent
+            folders[folder] = max(folders.get(folder, 0), need)
+        try:
+            await anyio.to_thread.run_sync(_check_all, self.outputs, folders)
+        except StorageError as exc:
+            self.stop(f"{exc} (nothing was sent or paid for its jobs; fix it, then --resume)")
+            return False
+        return True
 
     async def _afford(self, ids: list[str]) -> list[str]:
         """The jobs whose whole shard fits under ``--max-cost`` and their cost groups' caps;
@@ -637,6 +660,13 @@ class BatchRunner:
     async def _discard_files(self, record: BatchRecord, *more: Path) -> None:
         paths = [shard_path(self.work_dir, record.shard), *more]
         await anyio.to_thread.run_sync(_unlink_all, paths)
+
+
+def _check_all(outputs: Outputs, folders: dict[Path, int]) -> None:
+    """Check each folder (blocking: a worker thread); raises the first StorageError."""
+    for folder, need in folders.items():
+        if outputs.needs_check(folder, need):
+            outputs.check(folder, need)
 
 
 def _unlink(path: Path) -> None:
