@@ -134,9 +134,10 @@ def view_of(
 ) -> ProgressView:
     """The display of a session: from the runner while it runs, from the journal otherwise.
 
-    Images per minute count every image finished, a batch's results too; the time to finish
-    is the online pool's: a job waiting in a batch (``submitted``) is not among the jobs it
-    counts (the service sets a batch's pace; the batches' own lines say where each one is)."""
+    The pace is the online pool's: a job waiting in a batch (``submitted``) is not among the
+    jobs its time to finish counts, nor a batch's result among its images per minute (a fold
+    saves hundreds in a second; the service set their pace, and the batches' own lines say
+    where each one is)."""
     jobs = state.jobs
     remaining = sum(1 for js in jobs.values() if js.status not in (*TERMINAL, "submitted"))
     config = state.config
@@ -216,24 +217,30 @@ def _when(iso: str | None) -> float | None:
 
 def _journal_pace(state: SessionState, remaining: int, limits: Mapping[str, Any]) -> Pace:
     """The pace as the journal shows it (for ``--status``, from another process). A job sent
-    in a batch is no call of the pool: its start (its batch's) and its duration (the
-    service's turnaround) count in neither the per-minute cap nor the mean call duration."""
+    in a batch is no call of the pool: it counts in the time elapsed only, not in the images
+    per minute, the per-minute cap or the mean call duration."""
     finished: list[float] = []
     durations: list[float] = []
     starts: list[float] = []
     first: list[float] = []
+    last = 0.0
     batched = {job_id for record in state.batches.values() for job_id in record.job_ids}
     for js in state.jobs.values():
-        end, begin = _when(js.completed), _when(js.started)
+        begin = _when(js.started)
+        end = _when(js.completed) if js.status in ("completed", "failed") else None
         if begin is not None:
             first.append(begin)
-            if js.id not in batched:
-                starts.append(begin)
-        if end is not None and js.status in ("completed", "failed"):
+        if end is not None:
+            last = max(last, end)
+        if js.id in batched:
+            continue
+        if begin is not None:
+            starts.append(begin)
+        if end is not None:
             finished.append(end)
-            if begin is not None and js.attempts == 1 and js.id not in batched:
+            if begin is not None and js.attempts == 1:
                 durations.append(max(0.0, end - begin))
-    now = datetime.now().timestamp() if state.state == "running" else max(finished, default=0.0)
+    now = datetime.now().timestamp() if state.state == "running" else last
     elapsed = now - min(first) if first else None
     return pace(
         elapsed=elapsed,

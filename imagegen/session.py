@@ -316,7 +316,7 @@ def _batch_runner(
         runner.recorder,
         settings.batch,
         work_dir=journal.sessions_dir / f"{journal.session_id}-batch",
-        finished=runner.recorder.finished,
+        finished=runner.tell,  # the display's recent lines, not the pool's pace
         uploads=uploads if settings.batch.upload_references else None,
         policy=settings.policy,
         budget=budget,

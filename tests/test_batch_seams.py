@@ -360,3 +360,20 @@ def test_a_broken_destination_stops_a_batch_run_before_anything_is_sent(
     assert emu.files.uploads == 0 and not emu.batches.listing()
     assert {journal.job(j.id).status for j in jobs} == {"pending"}
     assert journal.state.summary().cost_usd == 0.0
+
+
+def test_the_pace_line_is_the_pools_and_batch_results_stay_out_of_it(
+    tmp_path: Path, emu: Emulator, clock: ManualClock, sleep: Sleeper, combos: Combos
+) -> None:
+    """A batch folds its images in a second, hours after it was sent: neither its results'
+    rate nor their turnaround is the pool's pace. After a run whose images all came from a
+    batch, the summary shows the time elapsed and no images per minute."""
+    emu.batches.enqueue(BatchOutcome.succeed())
+    jobs = make_jobs(tmp_path, combos, prompts=2)
+    journal = new_session(tmp_path, jobs, batch=True)
+    with journal:
+        result = run(journal, emu, settings(clock, sleep, batch=batch_settings()))
+    assert result.completed == len(jobs)
+    view = view_of(journal.state)
+    assert view.pace.per_minute is None and view.pace.elapsed is not None
+    assert "images/min" not in render(view) and "Time:" in render(view)
