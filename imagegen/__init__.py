@@ -9,13 +9,16 @@ Architecture (one module per concept; three seams carry every extension):
 - ``providers/``: providers (the seam): Gemini, Vertex AI, OpenAI, fal, each a light
   capability/price module and an adapter, the only module that imports its SDK.
 - ``executors/``: executors (the seam): the online pool (``pool``, with ``limiter`` and
-  ``budget``) and the Gemini Batch API; both emit the same journal events.
+  ``budget``) and the Batch API (``batch``, with ``batch_input``, ``batch_results`` and the
+  pure ``batch_plan``); both emit the same journal events (``recording``); ``uploads`` sends
+  reference images by URI once uploaded to a provider's file store (``providers/batch``).
 - ``journal/``: the event log and snapshot (``writer``), reading (``reader``), the JSON
   (``codec``, format 1 still read), the session lock and owner (``lock``).
 - ``retry``: the whole retry policy; ``outputs``: names, durable saves, adoption, the spool;
   ``references``: reference images checked at planning and cached; ``recovery``: resume/retry.
 - ``secrets``: keys redacted from everything written; ``files``, ``images``: file and image bytes.
-- ``progress``, ``status``, ``report/``: the live display, ``--status``, the contact sheet.
+- ``progress``, ``status``, ``report/``: the live display, ``--status``, the contact sheet;
+  ``batchview``: a batch session's batches as they show them.
 - ``session``, ``cli/``: the shell; ``emulator/``: the loopback service; ``bench/``: the benchmark.
 """
 

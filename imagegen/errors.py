@@ -11,6 +11,8 @@
         ├── BadRequest        HTTP 400 (and other 4xx): this request will never succeed
         ├── NoImage           HTTP 200 without an image: prompt blocked, finish reason, text only,
         │                     bytes that do not decode
+        ├── FileGone          a file the request names (an uploaded reference) is expired or
+        │                     unknown to the service: upload it again
         ├── NoText            HTTP 200 from a text model without usable words: blocked, empty
         └── BatchStop         nothing should start any more: 403, invalid key, per-day quota,
                               unknown model id (404)
@@ -98,6 +100,18 @@ class NoImage(ProviderError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class FileGone(ProviderError):
+    """The service no longer has a file the request refers to (expired after 48 h, deleted,
+    never known): ``name`` is its id ("files/ID"). Uploading it again fixes it; the same
+    request sent unchanged never will, so it is not retried as it is."""
+
+    kind = "file_gone"
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class NoText(ProviderError):

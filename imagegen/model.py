@@ -6,13 +6,19 @@ progress. The journal records changes as events (:class:`JobEvent`, :class:`Sess
 carrying typed updates (:class:`JobUpdate`, :class:`SessionUpdate`); :class:`SessionState` is
 the fold of those events (:meth:`SessionState.apply` is the one place the rules live).
 
-Statuses (seed 003, "Status Values", plus ``skipped`` for a job a source found already done)::
+Statuses (seed 003, "Status Values", plus ``skipped`` for a job a source found already done,
+and ``submitted`` for a job sent in a provider's batch, issue 15)::
 
     pending -> running -> completed
                        -> retry -> running ...
                        -> failed
     running -> pending          (stopped, interrupted, or a paid image kept in the spool)
+    pending -> submitted -> completed | failed | pending   (its batch's result, or the batch
+                                                            ended without one)
     skipped                     (planned as already done: no call, no cost)
+
+A session sent through a Batch API also keeps its batches (:class:`BatchRecord`, one per shard)
+and the reference images it uploaded (:class:`UploadRecord`), folded from session events.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final, Literal, TypeAlias
 
-Status: TypeAlias = Literal["pending", "running", "retry", "completed", "failed", "skipped"]
+Status: TypeAlias = Literal[
+    "pending", "running", "retry", "completed", "failed", "skipped", "submitted"
+]
 STATUSES: Final[tuple[Status, ...]] = (
     "pending",
     "running",
@@ -31,9 +39,10 @@ STATUSES: Final[tuple[Status, ...]] = (
     "completed",
     "failed",
     "skipped",
+    "submitted",
 )
-#: Statuses a run may still take a job out of.
-RUNNABLE: Final[tuple[Status, ...]] = ("pending", "retry", "running")
+#: Statuses a run may still take a job out of (a submitted job: by collecting its batch).
+RUNNABLE: Final[tuple[Status, ...]] = ("pending", "retry", "running", "submitted")
 #: Statuses that end a job.
 TERMINAL: Final[tuple[Status, ...]] = ("completed", "failed", "skipped")
 
@@ -49,6 +58,7 @@ ErrorKind: TypeAlias = Literal[
     "write_failed",
     "cancelled",
     "wrong_size",
+    "file_gone",
     "cost_cap",
 ]
 ERROR_KINDS: Final[tuple[str, ...]] = (
@@ -62,6 +72,7 @@ ERROR_KINDS: Final[tuple[str, ...]] = (
     "write_failed",
     "cancelled",
     "wrong_size",
+    "file_gone",
     "cost_cap",
 )
 
@@ -249,9 +260,109 @@ class Owner:
     process_start: int | None = None
 
 
+#: A batch's states: ours before and after it exists on the service ("creating": recorded,
+#: the create call may or may not have reached the service; "collected": its results are
+#: folded in; "abandoned": given up, its jobs handed back), and the service's own in between.
+BATCH_STATES: Final[tuple[str, ...]] = (
+    "creating",
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "expired",
+    "collected",
+    "abandoned",
+)
+#: Batch states after which no job of the batch waits on the service any more.
+BATCH_DONE: Final[frozenset[str]] = frozenset({"collected", "abandoned"})
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One shard of a session sent through a provider's Batch API (issue 15).
+
+    ``display_name`` (session id + shard number) finds the batch again after a crash between
+    the create call and its journal entry. ``name`` is the service's id ("batches/ID"), None
+    until the create call answered; ``input_file`` the uploaded request file ("files/ID");
+    ``results_file`` the service's result file. Times are local ISO seconds as elsewhere in
+    the journal; ``polls`` counts status checks, ``last_poll`` is the latest.
+    """
+
+    shard: int
+    display_name: str
+    job_ids: tuple[str, ...]
+    state: str = "creating"
+    model: str = ""
+    name: str | None = None
+    input_file: str | None = None
+    results_file: str | None = None
+    created: str | None = None
+    last_poll: str | None = None
+    polls: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchChange:
+    """The fields of batch ``shard`` one event sets (the first event of a shard sets at least
+    ``display_name`` and ``job_ids``); the others are :data:`UNSET`."""
+
+    shard: int
+    display_name: str | Unset = UNSET
+    job_ids: tuple[str, ...] | Unset = UNSET
+    state: str | Unset = UNSET
+    model: str | Unset = UNSET
+    name: str | Unset | None = UNSET
+    input_file: str | Unset | None = UNSET
+    results_file: str | Unset | None = UNSET
+    created: str | Unset | None = UNSET
+    last_poll: str | Unset | None = UNSET
+    polls: int | Unset = UNSET
+    error: str | Unset | None = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields set by this change, by name (``shard`` included)."""
+        return {
+            f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not UNSET
+        }
+
+    def apply(self, old: BatchRecord | None) -> BatchRecord:
+        changes = self.changes()
+        if old is None:
+            return BatchRecord(**changes)
+        return replace(old, **changes)
+
+
+BATCH_CHANGE_FIELDS: Final[frozenset[str]] = frozenset(f.name for f in fields(BatchChange))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """A reference image uploaded to a provider's file store, keyed by its content.
+
+    ``digest`` is the SHA-256 (hex) of the file's bytes, so the same photo copied into several
+    combos is one upload; ``name`` the provider's id ("files/ID"), ``uri`` what requests send;
+    ``expires`` the provider's expiry time as ISO 8601 with its offset (None if it gave none);
+    ``size`` in bytes.
+    """
+
+    digest: str
+    name: str
+    uri: str
+    mime_type: str
+    size: int
+    expires: str | None = None
+    uploaded: str | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionUpdate:
-    """Session-level fields one event changes; the others are :data:`UNSET`."""
+    """Session-level fields one event changes; the others are :data:`UNSET`.
+
+    ``batch`` changes one batch record and ``upload`` adds (or replaces) one upload record;
+    the other fields replace the session's own.
+    """
 
     state: str | Unset = UNSET
     stop_reason: str | Unset | None = UNSET
@@ -259,6 +370,8 @@ class SessionUpdate:
     pause_reason: str | Unset | None = UNSET
     children: tuple[str, ...] | Unset = UNSET
     owner: Owner | Unset | None = UNSET
+    batch: BatchChange | Unset = UNSET
+    upload: UploadRecord | Unset = UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -316,7 +429,8 @@ class Summary:
 
     @property
     def unfinished(self) -> int:
-        """Jobs a run may still take (pending, retry, running) or finish (undelivered)."""
+        """Jobs a run may still take (pending, retry, running, submitted) or finish
+        (undelivered)."""
         return sum(self.counts.get(s, 0) for s in RUNNABLE) + self.undelivered
 
 
@@ -327,6 +441,8 @@ class SessionState:
     ``state`` is "new", "running", "finished" or "stopped". ``config`` is the session's
     recorded configuration (seed 003 schema, plus the source's and the run's settings).
     ``extra`` keeps top-level fields this version does not know, so nothing is dropped.
+    ``batches`` (by shard number) and ``uploads`` (by content digest) are a batch session's
+    records (issue 15); empty for an online session.
     """
 
     version: int
@@ -345,6 +461,8 @@ class SessionState:
     seq: int = 0
     extra: dict[str, JSON] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    batches: dict[int, BatchRecord] = field(default_factory=dict)
+    uploads: dict[str, UploadRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.counts = Counter(js.status for js in self.jobs.values())
@@ -365,7 +483,12 @@ class SessionState:
             self.jobs[event.job_id] = new
         else:
             for name, value in event.update.changes().items():
-                setattr(self, name, value)
+                if name == "batch":
+                    self.batches[value.shard] = value.apply(self.batches.get(value.shard))
+                elif name == "upload":
+                    self.uploads[value.digest] = value
+                else:
+                    setattr(self, name, value)
         self.seq = max(self.seq, event.seq)
         self.updated = event.at
 

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.text import Text
 
 from . import providers
+from .batchview import batch_lines
 from .model import TERMINAL, SessionState
 
 if TYPE_CHECKING:
@@ -110,26 +111,35 @@ class ProgressView:
     recent: tuple[str, ...]
     notice: str | None
     pace: Pace = Pace()
+    batches: tuple[str, ...] = ()  # a batch session's batches (imagegen.batchview)
 
 
 def remaining_cost(state: SessionState) -> float:
-    """USD the unfinished jobs are expected to cost at published prices."""
+    """USD the unfinished jobs are expected to cost at published prices (Batch API prices
+    for a batch session's jobs)."""
     total = 0.0
+    batch = bool(state.config.get("batch"))
     for js in state.jobs.values():
         if js.status in TERMINAL or js.kept:
             continue
         job = js.job
         info = providers.get(job.provider)
-        total += info.estimate(job.model, job.quality, job.aspect, len(job.references))
+        estimate = info.batch_estimate if batch and info.batch_estimate else info.estimate
+        total += estimate(job.model, job.quality, job.aspect, len(job.references))
     return total
 
 
 def view_of(
     state: SessionState, runner: Runner | None = None, now: float | None = None
 ) -> ProgressView:
-    """The display of a session: from the runner while it runs, from the journal otherwise."""
+    """The display of a session: from the runner while it runs, from the journal otherwise.
+
+    The pace is the online pool's: a job waiting in a batch (``submitted``) is not among the
+    jobs its time to finish counts, nor a batch's result among its images per minute (a fold
+    saves hundreds in a second; the service set their pace, and the batches' own lines say
+    where each one is)."""
     jobs = state.jobs
-    remaining = sum(1 for js in jobs.values() if js.status not in TERMINAL)
+    remaining = sum(1 for js in jobs.values() if js.status not in (*TERMINAL, "submitted"))
     config = state.config
     limits: dict[str, Any] = {
         "concurrency": int(config.get("concurrency") or 3),
@@ -192,6 +202,7 @@ def view_of(
         recent,
         notice or None,
         run_pace,
+        batch_lines(state) if state.batches else (),
     )
 
 
@@ -205,20 +216,32 @@ def _when(iso: str | None) -> float | None:
 
 
 def _journal_pace(state: SessionState, remaining: int, limits: Mapping[str, Any]) -> Pace:
-    """The pace as the journal shows it (for ``--status``, from another process)."""
+    """The pace as the journal shows it (for ``--status``, from another process). A job sent
+    in a batch is no call of the pool: it counts in the time elapsed only, not in the images
+    per minute, the per-minute cap or the mean call duration."""
     finished: list[float] = []
     durations: list[float] = []
     starts: list[float] = []
+    first: list[float] = []
+    last = 0.0
+    batched = {job_id for record in state.batches.values() for job_id in record.job_ids}
     for js in state.jobs.values():
-        end, begin = _when(js.completed), _when(js.started)
+        begin = _when(js.started)
+        end = _when(js.completed) if js.status in ("completed", "failed") else None
+        if begin is not None:
+            first.append(begin)
+        if end is not None:
+            last = max(last, end)
+        if js.id in batched:
+            continue
         if begin is not None:
             starts.append(begin)
-        if end is not None and js.status in ("completed", "failed"):
+        if end is not None:
             finished.append(end)
             if begin is not None and js.attempts == 1:
                 durations.append(max(0.0, end - begin))
-    now = datetime.now().timestamp() if state.state == "running" else max(finished, default=0.0)
-    elapsed = now - min(starts) if starts else None
+    now = datetime.now().timestamp() if state.state == "running" else last
+    elapsed = now - min(first) if first else None
     return pace(
         elapsed=elapsed,
         finished_at=finished,
@@ -238,6 +261,7 @@ def render(view: ProgressView) -> str:
     filled = round(fraction * BAR_WIDTH)
     pending = c.get("pending", 0) + c.get("retry", 0)
     skipped = f" | Skipped: {c.get('skipped', 0)}" if c.get("skipped") else ""
+    skipped += f" | Submitted: {c.get('submitted', 0)}" if c.get("submitted") else ""
     lines = [
         f"[Session: {view.session_id}]",
         *view.header,
@@ -257,9 +281,13 @@ def render(view: ProgressView) -> str:
         if p.eta:
             limit = f" (bound by {p.bound})" if p.bound else ""
             parts.append(f"about {format_seconds(p.eta)} to go{limit}")
+        if c.get("submitted"):
+            parts.append(f"{c['submitted']} in batches, at the service's pace")
         lines.append(" | ".join(parts))
     if view.notice:
         lines += ["", view.notice]
+    if view.batches:
+        lines += ["", "Batches:", *(f"  {line}" for line in view.batches)]
     if view.current:
         lines += ["", "Current:", *(f"  {line}" for line in view.current)]
     if view.recent:

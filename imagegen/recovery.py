@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 
 from .errors import InputError
-from .executors.pool import deliver, size_note
+from .executors.recording import deliver, size_note
 from .images import sniff_file
 from .journal import Journal, now_iso
 from .model import RUNNABLE, UNSET, Attempt, ImageMeta, JobState, JobUpdate

@@ -140,4 +140,4 @@ def _read(path: Path) -> Reference:
         mime_type = probe(data).mime_type
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    return Reference(path.stem.lower(), mime_type, data)
+    return Reference(path.stem.lower(), mime_type, data, path=str(path))

@@ -1,8 +1,11 @@
 """Running an open session: provider, journal writer, recovery, pool, display, and the summary.
 
-The shell around the executor: it opens the provider named by the session (or the project's
-emulator offline), records who runs the session, settles what a crash left, runs the pool
-under Ctrl-C handling, and prints the summary and the contact sheet's path. The command line
+The shell around the executors: it opens the provider named by the session (or the project's
+emulator offline), records who runs the session, settles what a crash left, runs the jobs
+under Ctrl-C handling (with ``--batch``: the jobs a batch does not take online, then the Batch
+API, then the online pool for what the batches hand back), and prints the summary and
+the contact sheet's path. Online requests send their reference images by URI once uploaded
+when the provider has a file store, unless ``--inline-references``. The command line
 (:mod:`imagegen.cli`) calls :func:`run_session` with a :class:`~imagegen.journal.Journal` it
 has created or opened (and whose lock it holds).
 """
@@ -12,24 +15,31 @@ from __future__ import annotations
 import functools
 import os
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import anyio
 from rich.console import Console
 
 from . import providers, sources
 from .errors import InputError, unwrap_group
-from .executors.budget import Budget, group_caps
-from .executors.limiter import Limits, StartGate
-from .executors.pool import Runner, RunResult, session_view
+from .executors.batch import BatchRunner, BatchSettings
+from .executors.budget import Budget, GroupCaps, group_caps
+from .executors.limiter import Limits, Sleep, StartGate
+from .executors.pool import Runner, RunResult
+from .executors.recording import session_view
+from .executors.uploads import HeaderReferences, ReferenceUploads, UploadingProvider
 from .journal import Journal, current_owner
-from .model import JobState, SessionState, SessionUpdate
+from .model import RUNNABLE, JobState, SessionState, SessionUpdate
 from .outputs import Outputs
 from .progress import live_display, plain_printer, render, view_of
 from .providers import ProviderInfo
 from .providers.base import ImageProvider
+from .providers.batch import BatchService, FileStore
 from .recovery import prepare_retry, recover_interrupted
 from .report import prepare_thumbnails, write_report
 from .retry import RetryPolicy
@@ -49,6 +59,10 @@ class Settings:
     live: bool = False
     max_cost: float | None = None
     fsync: bool = True
+    batch: BatchSettings | None = None  # --batch: through the Batch API first
+    upload_references: bool = True  # False: --inline-references
+    clock: Callable[[], float] = time.time  # wall clock (batches, file expiry), Unix seconds
+    sleep: Sleep | None = None  # waits between batch polls and retries (None: anyio.sleep)
     signals: bool = True  # Ctrl-C / SIGTERM handling; off when a caller's program owns them
 
 
@@ -181,26 +195,37 @@ async def _run_jobs(
             todo = await prepare_retry(journal, job_ids)
         gate = StartGate(settings.limits)
         seen = _thinking_seen(journal)
+        budget = _budget(journal, settings.max_cost, seen, new=mode == "run")
+        caps = group_caps(
+            journal.state.config,
+            ((js.job.cost_group, js.cost_usd) for js in journal.state.jobs.values()),
+            seen[1],
+        )
+        uploads = _uploads(journal, provider, info, settings)
+        online = {
+            name: (_online(adapter, uploads), adapter_info)
+            for name, (adapter, adapter_info) in {info.name: (provider, info), **others}.items()
+        }
+        by_uri = all(isinstance(adapter, UploadingProvider) for adapter, _ in online.values())
         runner = Runner(
             journal,
-            provider,
+            online[info.name][0],
             info,
             gate,
             policy=settings.policy,
             timeout=settings.timeout,
             notify=None if settings.live else plain_printer(console.file),
-            budget=_budget(journal, settings.max_cost, seen, new=mode == "run"),
+            budget=budget,
+            sleep=settings.sleep or anyio.sleep,
+            references=HeaderReferences() if by_uri else None,  # photos are not read per call
             outputs=outputs,
             after_save=_after_save,
-            others=others,
+            others=online,
             # Each image's thumbnails as it is saved: the report at the end only finds them.
             saved=functools.partial(prepare_thumbnails, journal.sessions_dir, journal.session_id),
-            caps=group_caps(
-                journal.state.config,
-                ((js.job.cost_group, js.cost_usd) for js in journal.state.jobs.values()),
-                seen[1],
-            ),
+            caps=caps,
         )
+        batch = _batch_runner(journal, provider, info, settings, uploads, budget, caps, runner)
         display = (
             live_display(lambda: view_of(journal.state, runner, gate.now()), console)
             if settings.live
@@ -209,19 +234,97 @@ async def _run_jobs(
         with display, unwrap_group():
             async with anyio.create_task_group() as tg:
                 if settings.signals:
-                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope)
+                    tg.start_soon(_watch_interrupts, runner, tg.cancel_scope, batch)
                 try:
-                    result = await runner.run(todo)
+                    if batch is None:
+                        result = await runner.run(todo)
+                    else:
+                        result = await _run_batched(runner, batch, todo)
                 finally:
                     tg.cancel_scope.cancel()
         if runner.interrupted:
             result = runner.result()
+        if batch is not None and batch.stop_reason and not result.stop_reason:
+            result = replace(result, stop_reason=batch.stop_reason)
         stop = result.stop_reason
         await journal.update_session(
             SessionUpdate(state="stopped" if stop else "finished", stop_reason=stop, owner=None)
         )
         notes = await _after_run(journal, stop)
     return replace(result, notes=notes)
+
+
+async def _run_batched(runner: Runner, batch: BatchRunner, todo: list[str]) -> RunResult:
+    """A ``--batch`` run: the jobs a batch does not take go online first (a local draw, an
+    image waiting in the spool, another provider's job, one with variants: none waits for a
+    batch), then the batch's (sent, followed, collected), then, unless ``--no-fallback``, what
+    it handed back. One executor at a time: their holds on the budget and the cost groups'
+    caps never wait on each other's calls."""
+    states = [runner.journal.job(job_id) for job_id in todo]
+    first = [js.id for js in states if not batch.takes(js.kept, js.job)]
+    result = await runner.run(first) if first else runner.result()
+    if result.stop_reason:
+        return result
+    sent = await batch.run([js.id for js in states if batch.takes(js.kept, js.job)])
+    back = [] if batch.halted or not batch.settings.fallback else list(sent.handed_back)
+    return await runner.run(back) if back else runner.result()
+
+
+def _uploads(
+    journal: Journal, provider: ImageProvider, info: ProviderInfo, settings: Settings
+) -> ReferenceUploads | None:
+    """The session's uploaded references, when its provider has a Files API (not Vertex AI:
+    ``ProviderInfo.file_store``) and the run does not ask for inline references."""
+    if not settings.upload_references or not info.file_store:
+        return None
+    if not isinstance(provider, FileStore):
+        return None
+    uses: Counter[str] = Counter()
+    for state in journal.state.jobs.values():
+        if state.status in RUNNABLE or state.status == "failed":  # what a run may send
+            uses.update(state.job.references)
+    return ReferenceUploads(journal, provider, clock=settings.clock, uses=uses)
+
+
+def _online(adapter: ImageProvider, uploads: ReferenceUploads | None) -> ImageProvider:
+    """The adapter the online pool calls: sending references by URI through its own file
+    store when the session uploads them, else inline."""
+    store: object = uploads.store if uploads is not None else None
+    if uploads is not None and adapter is store:
+        return UploadingProvider(adapter, uploads)
+    return adapter
+
+
+def _batch_runner(
+    journal: Journal,
+    provider: ImageProvider,
+    info: ProviderInfo,
+    settings: Settings,
+    uploads: ReferenceUploads | None,
+    budget: Budget | None,
+    caps: GroupCaps,
+    runner: Runner,
+) -> BatchRunner | None:
+    """The Batch API executor of a ``--batch`` session whose provider has one, recording
+    through the online pool's recorder."""
+    if settings.batch is None or not info.has_batch or not isinstance(provider, BatchService):
+        return None
+    return BatchRunner(
+        journal,
+        provider,
+        info,
+        runner.recorder,
+        settings.batch,
+        work_dir=journal.sessions_dir / f"{journal.session_id}-batch",
+        finished=runner.tell,  # the display's recent lines, not the pool's pace
+        uploads=uploads if settings.batch.upload_references else None,
+        policy=settings.policy,
+        budget=budget,
+        caps=caps,
+        clock=settings.clock,
+        sleep=settings.sleep or anyio.sleep,
+        notify=runner.notify,
+    )
 
 
 async def _after_run(journal: Journal, stop_reason: str | None) -> tuple[str, ...]:
@@ -272,14 +375,24 @@ def _budget(
     return Budget(limit, spent=planning, settled_calls=seen[0], thinking_seen=seen[1])
 
 
-async def _watch_interrupts(runner: Runner, scope: anyio.CancelScope) -> None:
+class _Stoppable(Protocol):
+    interrupted: bool
+
+    def stop(self, reason: str) -> None: ...
+
+
+async def _watch_interrupts(
+    runner: Runner, scope: anyio.CancelScope, batch: _Stoppable | None = None
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             if runner.interrupted:
                 scope.cancel()  # second Ctrl-C: cancel the calls in flight
                 return
-            runner.interrupted = True
-            runner.stop("interrupted (Ctrl-C)")
+            for executor in (runner, batch):
+                if executor is not None:
+                    executor.interrupted = True
+                    executor.stop("interrupted (Ctrl-C)")
 
 
 def closing_line(journal: Journal, result: RunResult) -> str:
@@ -293,6 +406,12 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     )
     left = counts.unfinished - capped
     pending = f"{left} job(s) still to run; " if left else ""
+    if waiting := counts.counts.get("submitted", 0):
+        # A batch session left waiting: the service goes on; a later --resume collects.
+        pending = (
+            f"{left} job(s) still to run, {waiting} of them in batches the service keeps "
+            f"running (follow them with image-gen.sh --status {sid} --watch); "
+        )
     if capped:
         pending += f"{capped} job(s) not started: their cost group reached its cap; "
     if result.stop_reason and result.stop_reason.startswith("budget"):

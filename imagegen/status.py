@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import journal as journal_mod
+from .batchview import batch_rows
 from .errors import InputError
 from .model import SessionState
 from .progress import render, view_of
@@ -66,6 +67,7 @@ def session_summary(state: SessionState) -> dict[str, Any]:
             if js.status == "failed"
         ],
         "kept": [_job_row(js, kept=js.kept) for js in jobs if js.kept],
+        "batches": batch_rows(state),
         "unrecorded": [
             _job_row(js, output=js.output, delivery=js.delivery)
             for js in jobs
@@ -108,7 +110,7 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
             row["state"],
             f"{s['completed'] + s['skipped']}/{s['total']}",
             str(s["failed"]),
-            str(s["pending"] + s["retry"] + s["running"]),
+            str(s["pending"] + s["retry"] + s["running"] + s["submitted"]),
             f"${s['cost_usd']:.2f}",
             _config_line(row["config"]),
         )

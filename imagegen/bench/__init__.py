@@ -24,6 +24,10 @@ Scenarios (sizes of the full run; ``--quick`` in :data:`QUICK`):
 - ``storm``: 60 jobs, a third answered 429 with ``retryDelay`` 1 s on their first attempt:
   calls made over the minimum, and the longest stretch with no call in flight while jobs remain
   and no pause holds the pool.
+- ``photos`` and ``batch`` (issue 15, :mod:`.batch_scenarios`): real-size reference photos made
+  by the benchmark; bytes per request inline and uploaded once, slot use with uploads, and the
+  Batch API for 10,000 jobs over 36 combos (bytes uploaded per job, memory while the shards
+  are built, time to fold the results, cost against the same session online).
 - ``report``: the contact sheet of 1,000 images at 1K, written with the thumbnails made as
   each image was saved (the runner's ``saved`` hook), rebuilt, and with every thumbnail made
   at the end: seconds each (:mod:`.sheet`).

@@ -30,7 +30,7 @@ from ..outputs import Outputs
 from ..providers.base import Checkpoint, Generation, ImageProvider, ImageRequest
 from ..retry import RetryPolicy
 
-SCENARIOS = ("slots", "scale", "large", "reads", "storm", "report")
+SCENARIOS = ("slots", "scale", "large", "reads", "storm", "report", "photos", "batch")
 MODEL = "gemini-3-pro-image"
 UNLIMITED_RPM = 1_000_000_000
 MB = 1_000_000

@@ -24,6 +24,7 @@ from ..model import Attempt, ImageMeta, JobUpdate, Usage
 from ..outputs import Outputs
 from ..recovery import recover_interrupted
 from ..retry import RetryPolicy
+from .batch_scenarios import scenario_batch, scenario_photos
 from .harness import (
     MB,
     UNLIMITED_RPM,
@@ -440,5 +441,7 @@ RUNNERS = {
     "large": scenario_large,
     "reads": scenario_reads,
     "storm": scenario_storm,
+    "photos": scenario_photos,  # issue 15 (.batch_scenarios)
+    "batch": scenario_batch,
     "report": scenario_report,
 }

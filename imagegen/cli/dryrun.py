@@ -38,6 +38,26 @@ def _price(js: JobState) -> float:
     return _call_price(js) * _calls(js)
 
 
+def _batch_call_price(js: JobState) -> float | None:
+    """One request's price through its provider's Batch API (USD; None without one)."""
+    j = js.job
+    estimate = providers.get(j.provider).batch_estimate
+    return None if estimate is None else estimate(j.model, j.quality, j.aspect, len(j.references))
+
+
+def _batch_price(js: JobState) -> float | None:
+    """The job's price with ``--batch``: one request at Batch API prices when a batch takes
+    it (one image, a provider with a Batch API), else None (it runs online)."""
+    price = _batch_call_price(js)
+    return None if price is None or js.job.variants > 1 else price * _calls(js)
+
+
+def _run_price(js: JobState, batch: bool) -> float:
+    """What the job is expected to cost in this run: at batch prices where ``batch`` sends it."""
+    price = _batch_price(js) if batch else None
+    return _price(js) if price is None else price
+
+
 def _local(js: JobState) -> bool:
     """A job its provider draws on this machine, free (no budget reservation)."""
     return providers.get(js.job.provider).local
@@ -45,7 +65,8 @@ def _local(js: JobState) -> bool:
 
 def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
     """One object per job: id, title, section, status, provider, model, quality, aspect,
-    references, price in USD, and the output path pattern."""
+    references, price in USD online and through the Batch API (null when no batch would take
+    it), and the output path pattern."""
     return [
         {
             "id": js.id,
@@ -58,6 +79,9 @@ def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
             "aspect": js.job.aspect,
             "references": len(js.job.references),
             "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
+            "batch_price_usd": None
+            if (batch := _batch_price(js)) is None
+            else (0.0 if js.status == "skipped" else round(batch, 6)),
             "output": js.output
             if js.status == "skipped"
             else js.job.target.replace(QUALITY_FIELD, js.job.quality),
@@ -75,18 +99,25 @@ def print_notes(notes: Sequence[str], console: Console) -> None:
             console.print(f"      {line}", markup=False, highlight=False)
 
 
-def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_json: bool) -> None:
+def print_dry_run(
+    plan: Plan, console: Console, *, max_cost: float | None, as_json: bool, batch: bool = False
+) -> None:
     """The jobs and their estimated cost at their providers' published prices (with what
-    planning would spend, ``plan.planning_usd``), and the plan's notes; nothing is written."""
+    planning would spend, ``plan.planning_usd``), online and, for the jobs a batch would take,
+    through the Batch API, whose prices ``batch`` (``--batch``) makes the ones the budget is
+    counted at; and the plan's notes. Nothing is written."""
     rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
     total = sum(_price(js) for js in to_run)
+    batched = [js for js in to_run if _batch_price(js) is not None]
+    batch_total = sum(_run_price(js, True) for js in to_run) if batched else None
     if as_json:
         console.file.write(
             orjson.dumps(
                 {
                     "describe": plan.describe,
                     "total_usd": round(total, 6),
+                    "batch_total_usd": None if batch_total is None else round(batch_total, 6),
                     "planning_usd": plan.planning_usd,
                     "notes": list(plan.notes),
                     "jobs": rows,
@@ -115,9 +146,18 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
         title=None if len(rows) > FULL_ROWS else plan.describe,
         caption=None if several else next(iter(settings)),
     )
-    columns = ["id", "job", "refs", "aspect", "USD", *(["model"] if several else []), "file"]
+    columns = [
+        "id",
+        "job",
+        "refs",
+        "aspect",
+        "USD",
+        *(["batch USD"] if batch else []),
+        *(["model"] if several else []),
+        "file",
+    ]
     for column in columns:
-        table.add_column(column, no_wrap=column in ("id", "refs", "aspect", "USD"))
+        table.add_column(column, no_wrap=column in ("id", "refs", "aspect", "USD", "batch USD"))
     for row in rows[: FIRST_ROWS if len(rows) > FULL_ROWS else len(rows)]:
         cells = [
             str(row["id"]),
@@ -126,6 +166,9 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
             str(row["aspect"]),
             f"{row['price_usd']:.3f}",
         ]
+        if batch:  # a job no batch takes runs online: its online price stands
+            price = row["batch_price_usd"]
+            cells.append("online" if price is None else f"{price:.3f}")
         if several:
             cells.append(f"{row['provider']} · {row['model']} · {row['quality']}")
         cells.append(Path(str(row["output"])).name)
@@ -151,6 +194,15 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
         + f"{where}published prices of {as_of}, before thinking tokens)"
         + (f"; {skipped} already done, skipped" if skipped else "")
     )
+    if batch_total is not None:
+        rest = len(to_run) - len(batched)
+        online = f", {rest} job(s) still online" if rest else ""
+        console.print(
+            f"Through the Batch API ({'--batch' if batch else 'add --batch'}): "
+            f"${batch_total + plan.planning_usd:.2f} against ${total + plan.planning_usd:.2f} "
+            f"online (half price for the {len(batched)} job(s) a batch takes{online}); "
+            "results within 24 h"
+        )
     if first is not None:
         example = render_target(first, datetime.now())
         console.print(f"First image would be written as {example}")
@@ -158,7 +210,13 @@ def print_dry_run(plan: Plan, console: Console, *, max_cost: float | None, as_js
         budget = Budget(max_cost, spent=plan.planning_usd)
         # Each call reserves its own price and the thinking allowance: N per job of N
         # variants; a job drawn locally reserves nothing.
-        held = [_calls(js) * budget.reservation(_call_price(js)) for js in paid]
+        # With --batch, a job a batch takes reserves its batch price instead, once.
+        held = [
+            budget.reservation(batch_price)
+            if batch and (batch_price := _batch_price(js)) is not None
+            else _calls(js) * budget.reservation(_call_price(js))
+            for js in paid
+        ]
         room = max_cost - plan.planning_usd
         fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"

@@ -190,6 +190,36 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--plain", action="store_true", help="plain lines instead of the live display")
     run.add_argument("--verbose", action="store_true", help="tracebacks on errors")
+    run.add_argument(
+        "--inline-references",
+        action="store_true",
+        help="send reference images inline in every request instead of uploading each "
+        "distinct one once (Files API)",
+    )
+    batch = parser.add_argument_group("batch mode (issue 15)")
+    batch.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the pending jobs through the provider's Batch API at half price (results "
+        "within 24 h); a session started so resumes so",
+    )
+    batch.add_argument(
+        "--batch-poll",
+        type=number("--batch-poll", allow_zero=False),
+        metavar="SECONDS",
+        help="seconds between checks of a batch, growing up to 10x (30)",
+    )
+    batch.add_argument(
+        "--batch-deadline",
+        type=number("--batch-deadline", allow_zero=False),
+        metavar="SECONDS",
+        help="cancel a batch still unfinished this long after it was created (86400)",
+    )
+    batch.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="when a batch expires, is cancelled or fails, stop instead of running its jobs online",
+    )
 
 
 EXIT_CODES = (

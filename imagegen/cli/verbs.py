@@ -19,6 +19,7 @@ from rich.console import Console
 from .. import journal as journal_mod
 from .. import providers, sources
 from ..errors import EXIT_STOPPED, InputError
+from ..executors.batch import BatchSettings
 from ..executors.limiter import Limits
 from ..journal import Journal
 from ..model import JSON, Job, JobState, SessionUpdate
@@ -31,7 +32,23 @@ from .dryrun import print_dry_run, print_notes
 from .options import default_provider
 
 #: Config keys that describe how a session ran, not what it makes (ignored by the twin check).
-RUN_KEYS = ("concurrency", "min_interval", "rpm", "timeout", "offline", "header", "facts")
+RUN_KEYS = (
+    "concurrency",
+    "min_interval",
+    "rpm",
+    "timeout",
+    "offline",
+    "header",
+    "facts",
+    "batch",
+    "batch_poll",
+    "batch_deadline",
+    "fallback",
+    "references",
+)
+#: ``--batch-poll`` and ``--batch-deadline`` defaults, seconds.
+BATCH_POLL = 30.0
+BATCH_DEADLINE = 86_400.0
 
 
 def parse_job_list(text: str | None) -> list[str]:
@@ -92,6 +109,44 @@ def _check_job(js: JobState, info: ProviderInfo) -> None:
         )
 
 
+def check_batch(
+    args: argparse.Namespace, info: ProviderInfo, jobs: Sequence[JobState] = ()
+) -> None:
+    """Refuse ``--batch`` in one line: for a session whose provider has no Batch API imagegen
+    can use (Vertex AI's reads Cloud Storage, not uploaded files), and with ``--variants``
+    (a batch request line makes one image; ``jobs``: a resumed session's unfinished ones)."""
+    if not args.batch:
+        return
+    if not info.has_batch:
+        raise InputError(
+            f"--batch: {info.title} has no Batch API imagegen can use (only the Gemini API's "
+            "takes uploaded files); run without --batch"
+        )
+    varied = getattr(args, "variants", 1) > 1 or any(
+        js.job.variants > 1 for js in jobs if js.status not in ("completed", "skipped")
+    )
+    if varied:
+        raise InputError(
+            "--batch makes one image per job; --variants runs online only: drop one of them"
+        )
+
+
+def _batch_config(
+    args: argparse.Namespace, config: dict[str, JSON] | None = None
+) -> dict[str, Any]:
+    """The batch-mode keys of a session's config: the flags, else what the session recorded."""
+    old = config or {}
+    return {
+        "batch": bool(args.batch or old.get("batch")),
+        "batch_poll": args.batch_poll or old.get("batch_poll") or BATCH_POLL,
+        "batch_deadline": args.batch_deadline or old.get("batch_deadline") or BATCH_DEADLINE,
+        "fallback": not args.no_fallback and old.get("fallback", True) is not False,
+        "references": "inline"
+        if args.inline_references or old.get("references") == "inline"
+        else "upload",
+    }
+
+
 def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str, Any]:
     """The pool limits: the flags, else the strictest default of the providers used (one
     pool serves a session's jobs, whichever provider each names)."""
@@ -112,6 +167,18 @@ def _limits(args: argparse.Namespace, infos: Sequence[ProviderInfo]) -> dict[str
 def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings:
     """Run settings from a session's recorded config, the policy file and the flags."""
     policy = load_policy(args.retry_policy) if args.retry_policy else RetryPolicy()
+    mode = _batch_config(args, config)
+    uploads = mode["references"] == "upload"
+    batch = (
+        BatchSettings(
+            poll=float(mode["batch_poll"]),
+            deadline=float(mode["batch_deadline"]),
+            fallback=bool(mode["fallback"]),
+            upload_references=uploads,
+        )
+        if mode["batch"]
+        else None
+    )
     return Settings(
         limits=Limits(
             int(config["concurrency"]), float(config["min_interval"]), int(config["rpm"])
@@ -122,6 +189,8 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
         offline_latency=args.offline_latency,
         live=not args.plain and sys.stdout.isatty(),
         max_cost=args.max_cost,
+        batch=batch,
+        upload_references=uploads,
     )
 
 
@@ -227,6 +296,7 @@ def _config(
         "facts": [list(f) for f in plan.facts],
         "variants": args.variants,
         **_limits(args, [providers.get(name) for name in used]),
+        **_batch_config(args),
     }
 
 
@@ -269,8 +339,9 @@ def start(
         print_notes(plan.notes, console)
         console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
         return 0
+    check_batch(args, providers.get(_used(info, plan)[0]))  # the session's own provider
     if args.dry_run:
-        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch)
         return 0
     ready = prepare_new(source_name, args, plan, info, single=single)
     print_notes(ready.plan.notes, console)
@@ -337,6 +408,12 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
     wanted = parse_job_list(args.job)
     with Journal.open(args.sessions_dir, session_id) as journal:  # takes the lock
         job_ids = parse_job_ids(journal, wanted)  # refused before anything is written
+        waiting = [j for j in job_ids if journal.job(j).status == "submitted"]
+        if waiting:  # sent again, it would be paid twice when its batch answers
+            raise InputError(
+                f"job {waiting[0]} is in a batch the service is still running; --resume "
+                f"{session_id} collects it (--status {session_id} shows the batch)"
+            )
         if (
             mode == "retry"
             and not job_ids
@@ -356,6 +433,8 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
                 "from its event log."
             )
         config = journal.state.config
+        main = providers.get(str(config.get("provider", "gemini")))
+        check_batch(args, main, list(journal.state.jobs.values()))
         settings = settings_from(args, config)
         keys = keys_for(session_providers(journal.state), settings.offline)
         console.print(f"Session {session_id}: {mode}; journal {journal.snapshot_path}")
@@ -455,10 +534,16 @@ def upgrade(args: argparse.Namespace, console: Console) -> int:
         (),
         f"{len(jobs)} jobs: upgrade of {args.upgrade} to {args.to_quality}",
     )
+    check_batch(args, info)
     if args.dry_run:
-        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json)
+        print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch)
         return 0
-    config.update(quality=args.to_quality, header=list(plan.header), **_limits(args, [info]))
+    config.update(
+        quality=args.to_quality,
+        header=list(plan.header),
+        **_limits(args, [info]),
+        **_batch_config(args),
+    )
     settings = settings_from(args, config)
     keys = keys_for(provider_names(info.name, jobs), settings.offline)
     # The parent's lock is held while the child is created: a parent another process runs

@@ -46,6 +46,18 @@ _URI = re.compile(r"^https?://[^/]+/v1beta/files/([^/?#:]+)$")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
+class Content(bytes):
+    """A stored file's bytes, carrying their SHA-256 (computed once, when stored)."""
+
+    sha256: bytes
+
+    @classmethod
+    def of(cls, data: bytes | bytearray) -> Content:
+        content = cls(data)
+        content.sha256 = hashlib.sha256(content).digest()
+        return content
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     """One stored file. Times are Unix seconds; ``source`` is "UPLOADED" or "GENERATED"."""
@@ -71,7 +83,9 @@ class StoredFile:
             "createTime": rfc3339(self.create_time),
             "updateTime": rfc3339(self.create_time),
             "expirationTime": rfc3339(self.expire_time),
-            "sha256Hash": base64.b64encode(hashlib.sha256(self.data).digest()).decode("ascii"),
+            "sha256Hash": base64.b64encode(
+                getattr(self.data, "sha256", None) or hashlib.sha256(self.data).digest()
+            ).decode("ascii"),
             "uri": f"{origin}/v1beta/files/{self.id}",
             "state": "ACTIVE",
             "source": self.source,
@@ -251,7 +265,7 @@ class FileStore:
             stored = StoredFile(
                 upload.file_id,
                 upload.mime_type,
-                bytes(upload.received),
+                Content.of(upload.received),
                 upload.display_name,
                 now,
                 now + self.ttl,
@@ -272,7 +286,9 @@ class FileStore:
 
     def add_generated(self, file_id: str, data: bytes, mime_type: str, now: float) -> StoredFile:
         """Store a generated file (a batch's results) created at ``now``."""
-        stored = StoredFile(file_id, mime_type, data, None, now, now + self.ttl, "GENERATED")
+        stored = StoredFile(
+            file_id, mime_type, Content.of(data), None, now, now + self.ttl, "GENERATED"
+        )
         with self._lock:
             self._files[file_id] = stored
         return stored

@@ -20,6 +20,7 @@ import orjson
 from ..providers.gemini import ASPECTS, QUALITIES
 from ..providers.gemini import tier_size as pixel_size
 from .outcomes import Outcome
+from .render import sha256_of
 
 PRO_MODELS = frozenset({"gemini-3-pro-image", "gemini-3-pro-image-preview"})
 FLASH_MODELS = frozenset({"gemini-2.5-flash-image", "gemini-3.1-flash-image"})
@@ -207,7 +208,7 @@ def parse_request(
     for piece in (model, text, aspect or "", size or ""):
         digest.update(piece.encode() + b"\0")
     for ref in references:
-        digest.update(hashlib.sha256(ref).digest())
+        digest.update(sha256_of(ref))
     return ParsedRequest(model, text, tuple(references), aspect, size, digest.hexdigest())
 
 

@@ -12,7 +12,8 @@ and the source's after-save step only after that (one step at a time per session
 
 A paid image is never thrown away: if it cannot be saved where it belongs it is kept in the
 spool, the journal says where, and nothing new starts (the destination is broken for every
-job); resume places it without a call (:mod:`imagegen.outputs`).
+job); resume places it without a call (:mod:`imagegen.outputs`). Saving and journaling an image
+is the :class:`~.recording.Recorder`'s, shared with the Batch API executor (:mod:`.batch`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,17 +38,17 @@ from ..errors import (
     NoImage,
     ProviderError,
 )
-from ..images import ImageInfo
 from ..journal import Journal, now_iso
-from ..model import UNSET, Attempt, ImageMeta, JobState, JobUpdate, SessionUpdate
-from ..outputs import Outputs, Placement, StorageError
+from ..model import Attempt, JobState, JobUpdate, SessionUpdate
+from ..outputs import Outputs, StorageError
 from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
 from ..references import ReferenceCache
 from ..retry import Breaker, RetryPolicy, call_with_retries
-from ..sources import AfterSave, SessionView
+from ..sources import AfterSave
 from .budget import Budget, GroupCaps
 from .limiter import Clock, Sleep, StartGate
+from .recording import Recorder, SavedHook
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +104,6 @@ class _Unreadable(Exception):
     """A reference image of the job cannot be read (it changed since planning)."""
 
 
-def size_note(info: ProviderInfo, state: JobState, image: ImageInfo) -> str | None:
-    """A note if the image is not the pixel size the provider promises (None when it is)."""
-    job = state.job
-    want = info.pixel_size(job.model, job.quality, job.aspect)
-    if want is None or (image.width, image.height) == want:
-        return None
-    return (
-        f"wrong size: got {image.width}x{image.height}, {job.quality} {job.aspect} "
-        f"is {want[0]}x{want[1]}"
-    )
-
-
 class Runner:
     """Runs the jobs of one open session. Clock and sleep are injected for tests.
 
@@ -123,7 +112,9 @@ class Runner:
     gives the source's after-save step (or None). ``saved(image, references)`` is called in a
     worker thread once each image is saved and journaled (the contact sheet makes its
     thumbnails then: :func:`imagegen.report.prepare_thumbnails`); it must not raise.
-    ``budget`` is the run's ceiling and ``caps`` the cost groups' (:mod:`.budget`).
+    ``budget`` is the run's ceiling and ``caps`` the cost groups' (:mod:`.budget`). Its
+    :attr:`recorder` saves and journals the images (:meth:`Recorder.bound` lends it to another
+    executor of the session).
     """
 
     def __init__(
@@ -143,7 +134,7 @@ class Runner:
         outputs: Outputs | None = None,
         after_save: Callable[[str], AfterSave | None] | None = None,
         others: Mapping[str, tuple[ImageProvider, ProviderInfo]] | None = None,
-        saved: Callable[[Path, Sequence[str]], None] | None = None,
+        saved: SavedHook | None = None,
         caps: GroupCaps | None = None,
     ) -> None:
         self.journal = journal
@@ -161,14 +152,21 @@ class Runner:
         self.outputs = outputs or Outputs(
             journal.session_id, journal.sessions_dir / f"{journal.session_id}-kept"
         )
-        self.after_save = after_save or (lambda _name: None)
-        self.saved = saved
         self.breaker = Breaker(self.policy)
+        self.recorder = Recorder(
+            journal,
+            self.outputs,
+            lambda name: self._providers[name][1],
+            after_save or (lambda _name: None),
+            self._finished,
+            self.stop,
+            notify=self.notify,
+            saved=saved,
+        )
         self.stop_reason: str | None = None
         self.interrupted = False
         self.fatal: JournalError | None = None
         self._settled = anyio.Event()
-        self._delivering = anyio.Lock()
 
     def stop(self, reason: str) -> None:
         """Start nothing new; calls in flight finish and are recorded."""
@@ -203,7 +201,7 @@ class Runner:
         return RunResult(
             counts["completed"],
             counts["failed"],
-            counts["pending"] + counts["retry"] + counts["running"],
+            counts["pending"] + counts["retry"] + counts["running"] + counts["submitted"],
             counts["skipped"],
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
@@ -262,7 +260,7 @@ class Runner:
         """Make the job's next image; True when the job wants another variant."""
         state = self.journal.job(job_id)
         if state.kept:
-            return await self._place_kept(state, label)
+            return await self.recorder.place_kept(state, label)
         job = state.job
         kept_output = state.variant_outputs[0] if state.variant_outputs else None
         request = ImageRequest(
@@ -524,201 +522,18 @@ class Runner:
     ) -> bool:
         generation, planned, cost = answer
         self.view.in_flight.pop(job_id, None)
-        state = self.journal.job(job_id)
-        attempt = state.attempts
-        total_cost = round((state.cost_usd or 0.0) + cost, 6)  # retries of a job add up
-        try:
-            placement = await anyio.to_thread.run_sync(
-                self.outputs.save, state.job, job_id, attempt, planned, generation.image
-            )
-        except StorageError as exc:
-            await self._keep(state, generation, exc, total_cost, cost, label)
-            return False
-        finally:
-            self.outputs.release(planned)
-        more = await self._record_saved(
-            state, placement, total_cost, cost, "completed", generation, label
-        )
-        await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, job_id, attempt)
-        return more
-
-    async def _record_saved(
-        self,
-        state: JobState,
-        placement: Placement,
-        total_cost: float,
-        cost: float,
-        outcome: str,
-        generation: Generation | None,
-        label: str,
-    ) -> bool:
-        """Journal a saved image; True when the job wants another variant."""
-        info = placement.info
-        size = size_note(self._providers[state.job.provider][1], state, info)
-        chosen = generation.note if generation is not None else None
-        note = "; ".join(n for n in (size, chosen) if n) or None
-        wanted = state.job.variants
-        variants = (*state.variant_outputs, str(placement.path)) if wanted > 1 else ()
-        more = len(variants) < wanted if wanted > 1 else False
-        if wanted > 1:
-            outcome = f"{outcome} (variant {len(variants)} of {wanted})"
-        step = None if more else self.after_save(state.job.source)
-        updated = await self.journal.update(
-            state.id,
-            JobUpdate(
-                status="pending" if more else "completed",
-                output=variants[0] if variants else str(placement.path),
-                variant_outputs=variants if wanted > 1 else UNSET,
-                completed=None if more else now_iso(),
-                error=note,
-                error_kind="wrong_size" if size else None,
-                cost_usd=total_cost,
-                image=ImageMeta(info.format, info.width, info.height, size is None),
-                resume=None,
-                kept=None,
-                delivery="pending" if step is not None else None,
-                finish_reason=generation.finish_reason if generation else UNSET,
-                usage=generation.usage if generation else UNSET,
-                request_id=generation.request_id if generation else UNSET,
-                model_version=generation.model_version if generation else UNSET,
-            ),
-            Attempt(
-                attempt=state.attempts,
-                started=state.started,
-                ended=now_iso(),
-                outcome=outcome,
-                output=str(placement.path),
-                cost_usd=round(cost, 6),
-            ),
-        )
-        aside = f" (old file kept as {placement.aside.name})" if placement.aside else ""
-        which = f" (variant {len(variants)} of {wanted})" if wanted > 1 else ""
-        if more:
-            self.notify(f"✓ {label} → saved {placement.path.name}{which}")
-        else:
-            self._finished(f"✓ {label} → saved {placement.path.name}{which}{aside}")
-        if step is not None:
-            await deliver(self.journal, updated, step, self._delivering)
-        if self.saved is not None:
-            await anyio.to_thread.run_sync(self.saved, placement.path, state.job.references)
-        return more
-
-    async def _keep(
-        self,
-        state: JobState,
-        generation: Generation,
-        error: StorageError,
-        total_cost: float,
-        cost: float,
-        label: str,
-    ) -> None:
-        """The destination is broken: keep the paid bytes, journal where, stop the batch."""
-        attempt = state.attempts
-        try:
-            kept = await anyio.to_thread.run_sync(
-                self.outputs.keep, state.id, attempt, generation.image
-            )
-        except OSError as spool_error:
-            await self.journal.update(
-                state.id,
-                JobUpdate(
-                    status="failed",
-                    output=None,
-                    error=f"{error}; the image could not be kept either ({spool_error})",
-                    error_kind="write_failed",
-                    completed=now_iso(),
-                    cost_usd=total_cost,
-                    usage=generation.usage,
-                    finish_reason=generation.finish_reason,
-                ),
-            )
-            self._finished(f"✗ {label} → {error}")
-            self.stop(str(error))
-            return
-        await self.journal.update(
-            state.id,
-            JobUpdate(
-                status="pending",
-                output=None,
-                error=f"{error}; the paid image is kept in {kept}",
-                error_kind="write_failed",
-                kept=str(kept),
-                cost_usd=total_cost,
-                usage=generation.usage,
-                finish_reason=generation.finish_reason,
-            ),
-            Attempt(
-                attempt=attempt,
-                started=state.started,
-                ended=now_iso(),
-                outcome="write_failed",
-                error=str(error),
-                output=str(kept),
-                cost_usd=round(cost, 6),
-            ),
-        )
-        self._finished(f"✗ {label} → {error.cause}: image kept in {kept}")
-        self.stop(f"{error}; paid images are kept in {kept.parent}")
-
-    async def _place_kept(self, state: JobState, label: str) -> bool:
-        """A paid image waiting in the spool: put it where it belongs, no call. True when
-        the job wants another variant."""
-        kept = Path(state.kept or "")
-        try:
-            data = await anyio.to_thread.run_sync(kept.read_bytes)
-        except OSError as exc:
-            await self.journal.update(
-                state.id,
-                JobUpdate(
-                    kept=None,
-                    error=f"the kept image {kept} is gone ({exc.strerror}); generating again",
-                ),
-            )
-            return True
-        planned = self.outputs.plan(state.job, datetime.now(), len(state.variant_outputs) + 1)
-        try:
-            placement = await anyio.to_thread.run_sync(
-                self.outputs.save, state.job, state.id, state.attempts, planned, data
-            )
-        except StorageError as exc:
-            self.stop(f"{exc}; paid images stay kept in {kept.parent}")
-            return False
-        finally:
-            self.outputs.release(planned)
-        more = await self._record_saved(
-            state, placement, state.cost_usd or 0.0, 0.0, "placed from the spool", None, label
-        )
-        await anyio.to_thread.run_sync(self.outputs.discard_temp, planned, state.id, state.attempts)
-        await anyio.to_thread.run_sync(lambda: kept.unlink(missing_ok=True))
-        return more
+        return await self.recorder.complete(job_id, generation, planned, cost, label)
 
     def _finished(self, line: str) -> None:
         self.view.finished_at.append(self.clock())
+        self.tell(line)
+
+    def tell(self, line: str) -> None:
+        """Show ``line`` among the display's recent outcomes without counting it in the pool's
+        pace: a batch's result (a fold saves hundreds in a second; the service set its pace)."""
         self.view.recent.insert(0, line)
         del self.view.recent[5:]
         self.notify(line)
-
-
-def session_view(journal: Journal, stop_reason: str | None = None) -> SessionView:
-    """A snapshot of the session for a source's step (a shallow copy: job states are frozen)."""
-    state = journal.state
-    return SessionView(state.session_id, state.config, dict(state.jobs), stop_reason)
-
-
-async def deliver(
-    journal: Journal, state: JobState, step: AfterSave, lock: anyio.Lock | None = None
-) -> None:
-    """Run a source's after-save step for a completed job and journal how it went. With
-    ``lock``, steps run one at a time, each seeing every change journaled before it."""
-    async with lock or contextlib.nullcontext():
-        view = session_view(journal)
-        try:
-            problem = await anyio.to_thread.run_sync(step, state, view)
-        except Exception as exc:  # the image is safe; the step's failure is reported, not fatal
-            problem = f"{type(exc).__name__}: {exc}"
-        await journal.update(
-            state.id, JobUpdate(delivery="done" if problem is None else f"not written: {problem}")
-        )
 
 
 def unrecorded(states: Iterable[JobState]) -> int:

@@ -22,12 +22,16 @@ from typing import Any, Final
 
 from ..errors import InputError
 from ..model import (
+    BATCH_CHANGE_FIELDS,
+    BATCH_STATES,
     JOB_UPDATE_FIELDS,
     JSON,
     SESSION_UPDATE_FIELDS,
     STATUSES,
     TIME_FIELD,
     Attempt,
+    BatchChange,
+    BatchRecord,
     Event,
     ImageMeta,
     Job,
@@ -38,6 +42,7 @@ from ..model import (
     SessionEvent,
     SessionState,
     SessionUpdate,
+    UploadRecord,
     Usage,
 )
 
@@ -95,6 +100,8 @@ HEADER_KEYS: Final = (
     "pause_reason",
     "owner",
     "config",
+    "batches",
+    "uploads",
     "texts",
     "jobs",
     "summary",
@@ -379,7 +386,10 @@ def encode_job_event(event: JobEvent) -> dict[str, JSON]:
 
 
 def encode_session_event(event: SessionEvent) -> dict[str, JSON]:
-    return {"seq": event.seq, "at": event.at, "session": event.update.changes()}
+    changes = event.update.changes()
+    if isinstance(batch := changes.get("batch"), BatchChange):
+        changes["batch"] = batch.changes()
+    return {"seq": event.seq, "at": event.at, "session": changes}
 
 
 def decode_event(d: Any, where: _Where) -> Event:
@@ -407,8 +417,101 @@ def _decode_session_update(values: Any, where: _Where) -> SessionUpdate:
             value = tuple(str(c) for c in value or ())
         elif key == "owner":
             value = _decode_owner(value)
+        elif key == "batch":
+            value = _decode_batch_change(value, where)
+        elif key == "upload":
+            value = _decode_upload(value, where)
         fields[key] = value
     return SessionUpdate(**fields)
+
+
+# -- batches and uploads (issue 15) ---------------------------------------------------------
+
+_BATCH_TEXT = ("display_name", "model", "state")
+_BATCH_NULLABLE = ("name", "input_file", "results_file", "created", "last_poll", "error")
+
+
+def _decode_batch_change(value: Any, where: _Where) -> BatchChange:
+    """A batch change (or a whole record) as typed fields; InputError names the shard."""
+    if not isinstance(value, dict) or not isinstance(value.get("shard"), int):
+        raise where.error(None, "a batch entry must be an object with a whole-number 'shard'")
+    shard = value["shard"]
+
+    def bad(problem: str) -> InputError:
+        return where.error(None, f"batch shard {shard}: {problem}")
+
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in BATCH_CHANGE_FIELDS:
+            continue  # a field of a newer version
+        if key in _BATCH_TEXT and not isinstance(item, str):
+            raise bad(f"field {key!r} must be text, not {item!r}")
+        if key == "state" and item not in BATCH_STATES:
+            raise bad(f"state {item!r} is not one of {', '.join(BATCH_STATES)}")
+        if key in _BATCH_NULLABLE and item is not None and not isinstance(item, str):
+            raise bad(f"field {key!r} must be text or null, not {item!r}")
+        if key == "polls" and (not isinstance(item, int) or item < 0):
+            raise bad(f"polls must be a whole number >= 0, not {item!r}")
+        if key == "job_ids":
+            if not isinstance(item, list) or not all(isinstance(j, str) for j in item):
+                raise bad("field 'job_ids' must be a list of job ids")
+            item = tuple(item)
+        fields[key] = item
+    return BatchChange(**fields)
+
+
+def _decode_upload(value: Any, where: _Where) -> UploadRecord:
+    if not isinstance(value, dict):
+        raise where.error(None, "an upload entry must be an object")
+    for key in ("digest", "name", "uri", "mime_type"):
+        if not isinstance(value.get(key), str) or not value[key]:
+            raise where.error(None, f"an upload entry's {key!r} must be text")
+    size = value.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise where.error(None, f"upload {value['name']}: size must be a whole number of bytes")
+    return UploadRecord(
+        value["digest"],
+        value["name"],
+        value["uri"],
+        value["mime_type"],
+        size,
+        value.get("expires") if isinstance(value.get("expires"), str) else None,
+        value.get("uploaded") if isinstance(value.get("uploaded"), str) else None,
+    )
+
+
+def _decode_batches(
+    raw: Any, where: _Where, jobs: Mapping[str, JobState]
+) -> dict[int, BatchRecord]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise where.error(None, "field 'batches' must be a list")
+    out: dict[int, BatchRecord] = {}
+    for item in raw:
+        change = _decode_batch_change(item, where)
+        if change.shard in out:
+            raise where.error(None, f"batch shard {change.shard} appears twice")
+        try:
+            record = change.apply(None)
+        except TypeError as exc:
+            raise where.error(None, f"batch shard {change.shard} is incomplete ({exc})") from exc
+        unknown = [j for j in record.job_ids if j not in jobs]
+        if unknown:
+            raise where.error(
+                unknown[0], f"is in batch shard {record.shard} but not in the session"
+            )
+        out[record.shard] = record
+    return out
+
+
+def _decode_uploads(raw: Any, where: _Where) -> dict[str, UploadRecord]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise where.error(None, "field 'uploads' must be a list")
+    records = [_decode_upload(item, where) for item in raw]
+    return {r.digest: r for r in records}
 
 
 def _decode_owner(value: Any) -> Owner | None:
@@ -442,6 +545,9 @@ def encode_header(state: SessionState) -> dict[str, JSON]:
         "owner": state.owner,
         "config": state.config,
     }
+    if state.batches or state.uploads:  # a batch session (issue 15); absent otherwise
+        out["batches"] = list(state.batches.values())
+        out["uploads"] = list(state.uploads.values())
     out.update(state.extra)
     return out
 
@@ -511,6 +617,8 @@ def decode_session(d: Any, where_path: Path | str, fix: str) -> SessionState:
         owner=_decode_owner(d.get("owner")),
         seq=int((d.get("journal") or {}).get("seq", 0)),
         extra={k: v for k, v in d.items() if k not in HEADER_KEYS},
+        batches=_decode_batches(d.get("batches"), where, jobs),
+        uploads=_decode_uploads(d.get("uploads"), where),
     )
 
 

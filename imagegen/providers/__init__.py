@@ -63,6 +63,12 @@ class ProviderInfo:
     ``validate(model, quality, aspect)``, when set, replaces the check against ``models``,
     ``qualities`` and ``aspects`` (a provider whose sizes are not a fixed list): it returns what
     is wrong, or None.
+
+    ``batch_estimate`` and ``batch_cost`` are ``estimate`` and ``cost`` at the provider's Batch
+    API prices, None for a provider without a Batch API the runner can use. ``file_store``
+    says whether its adapter can upload reference images and send them by URI
+    (:class:`~imagegen.providers.batch.FileStore`); a provider whose adapter class has the
+    methods but whose service has no Files API (Vertex AI) says False.
     """
 
     name: str
@@ -79,13 +85,21 @@ class ProviderInfo:
     open: OpenProvider
     prices_as_of: str
     reason_labels: Mapping[str, str] = field(default_factory=dict)
+    batch_estimate: Callable[[str, str, str, int], float] | None = None
+    batch_cost: Callable[[str, str, str, int, Usage], float] | None = None
     read_credential: Callable[[], str] | None = None
     local: bool = False
     validate: Callable[[str, str, str], str | None] | None = None
+    file_store: bool = False
 
     @property
     def default_model(self) -> str:
         return self.models[0]
+
+    @property
+    def has_batch(self) -> bool:
+        """Whether jobs of this provider can go through its Batch API (``--batch``)."""
+        return self.batch_estimate is not None and self.batch_cost is not None
 
 
 def _gemini() -> ProviderInfo:

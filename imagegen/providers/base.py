@@ -29,11 +29,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """One reference image as sent inline: its role (file stem), MIME type and bytes."""
+    """One reference image: its role (file stem), MIME type and bytes, sent inline.
+
+    ``path`` is the file it was read from. ``uri`` is set when the image was uploaded to the
+    provider's file store (:mod:`imagegen.providers.batch`): the request then sends the URI
+    instead of the bytes (``data`` may be empty).
+    """
 
     role: str
     mime_type: str
     data: bytes = field(repr=False)
+    path: str | None = None
+    uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,11 +116,12 @@ def _shorten(text: str, limit: int) -> str:
 
 def _placeholder(card: Card) -> Placeholder:
     label = card.reason if card.status == "failed" else card.status
-    small = (
-        card.detail
-        if card.status == "failed"
-        else (f"last try: {card.reason}" if card.reason else "no image yet")
-    )
+    if card.status == "failed":
+        small = card.detail
+    elif card.status == "submitted":  # its image comes with its batch's results
+        small = "in a batch the service is running"
+    else:
+        small = f"last try: {card.reason}" if card.reason else "no image yet"
     return Placeholder(card.status, label or card.status, small or "", card.detail or "")
 
 

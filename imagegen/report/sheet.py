@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import providers
+from ..batchview import batch_lines
 from ..errors import InputError
 from ..model import JobState, SessionState, Summary
 
@@ -98,6 +99,7 @@ class Header:
     cost_usd: float
     duration_s: float | None  # first job started -> last job completed, in seconds
     upgrade_qualities: tuple[str, ...] = ()  # size tiers above the session's, smallest first
+    batches: tuple[str, ...] = ()  # a batch session's batches, one line each (imagegen.batchview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +278,7 @@ def _larger_qualities(config: Mapping[str, object]) -> tuple[str, ...]:
 
 
 def _counts(summary: Summary) -> tuple[tuple[str, int], ...]:
-    order = ("completed", "failed", "skipped", "pending", "running", "retry")
+    order = ("completed", "failed", "skipped", "pending", "running", "retry", "submitted")
     return (("total", summary.total), *((s, int(summary.counts.get(s, 0))) for s in order))
 
 
@@ -340,6 +342,7 @@ def build_sheet(
         cost_usd=summary.cost_usd,
         duration_s=session_duration(jobs),
         upgrade_qualities=_larger_qualities(config),
+        batches=batch_lines(state),
     )
     attention = tuple(
         card

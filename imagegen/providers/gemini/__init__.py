@@ -5,7 +5,11 @@ Sources (summarised in ``shared/notes/gemini-api.md``):
 - models, size tiers, aspect ratios and pixel sizes: ai.google.dev, "Image generation"
   (notes, "Models"); 14 reference images at most for Pro;
 - prices: ai.google.dev/gemini-api/docs/pricing as of 2026-03 (notes, "Prices"); thinking
-  tokens are billed at the text-output rate, $12 / 1M;
+  tokens are billed at the text-output rate, $12 / 1M; the Batch API column (half price:
+  $0.067 at 1K/2K, $0.12 at 4K, $0.0006 per input image, Flash $0.0195). Thinking in a batch
+  is priced at half the text-output rate, $6 / 1M: an assumption, taken from a third-party
+  copy of the page's batch text row (modelpedia.dev, "Batch $1 / $6"), not checked on
+  Google's page;
 - finish and block reasons: Google's ``FinishReason`` and ``BlockedReason`` enums (notes,
   "Outcomes that are HTTP 200 but carry no image").
 
@@ -61,6 +65,16 @@ PRICES: dict[str, ModelPrice] = {
     "gemini-3-pro-image-preview": _PRO,
     "gemini-2.5-flash-image": _FLASH,
 }
+# The pricing page's "Batch" column (notes, "Prices"): half of each standard price.
+_PRO_BATCH = ModelPrice({"1K": 0.067, "2K": 0.067, "4K": 0.12}, 0.0006)
+_FLASH_BATCH = ModelPrice({"1K": 0.0195, "2K": 0.0195, "4K": 0.0195}, 0.0)
+BATCH_PRICES: dict[str, ModelPrice] = {
+    "gemini-3-pro-image": _PRO_BATCH,
+    "gemini-3-pro-image-preview": _PRO_BATCH,
+    "gemini-2.5-flash-image": _FLASH_BATCH,
+}
+#: Thinking tokens in a batch: half the text-output rate (an assumption; module docstring).
+BATCH_THINKING_USD_PER_TOKEN = 6.0 / 1_000_000
 
 #: Finish and block reasons as the adapter records them -> the words the contact sheet shows.
 REASON_LABELS = {
@@ -129,6 +143,20 @@ def cost(model: str, quality: str, aspect: str, references: int, usage: Usage) -
     """USD billed for one successful call: the image, its input images, its thinking tokens."""
     return (
         estimate(model, quality, aspect, references) + usage.thought_tokens * THINKING_USD_PER_TOKEN
+    )
+
+
+def batch_estimate(model: str, quality: str, aspect: str, references: int) -> float:
+    """Expected USD for one image through the Batch API, before its thinking is known."""
+    price = BATCH_PRICES.get(model, _PRO_BATCH)
+    return price.per_image[quality] + price.per_input_image * references
+
+
+def batch_cost(model: str, quality: str, aspect: str, references: int, usage: Usage) -> float:
+    """USD billed for one image a batch returned: the image, its inputs, its thinking."""
+    return (
+        batch_estimate(model, quality, aspect, references)
+        + usage.thought_tokens * BATCH_THINKING_USD_PER_TOKEN
     )
 
 
@@ -210,4 +238,7 @@ INFO = ProviderInfo(
     open=open_provider,
     prices_as_of=PRICES_AS_OF,
     reason_labels=REASON_LABELS,
+    batch_estimate=batch_estimate,
+    batch_cost=batch_cost,
+    file_store=True,
 )

@@ -22,14 +22,25 @@ bodies differ in places: a 429 usually carries no RetryInfo, a per-day quota is 
 message (``..._per_day_...``), a 403 says BILLING_DISABLED or SERVICE_DISABLED in its ErrorInfo,
 a bad or missing OAuth token is a 401. All are mapped here (:func:`_map_api_error`).
 
+For the Gemini API only, it also carries the Files API and the Batch API (issue 15): uploads
+streamed from a path, a batch created from an uploaded JSONL file, polled, listed by display
+name, cancelled, and its result file streamed to disk; a result line is read by the same code as
+an online answer, and a per-request error (a ``google.rpc.Code`` number) is mapped through the
+same table as an HTTP status (:data:`RPC_TO_HTTP`). A 403 that names a file ("You do not have
+permission to access the File X or it may not exist": an uploaded reference that expired or that
+the service lost) is :class:`~imagegen.errors.FileGone`, not a batch stop: uploading it again
+fixes it. Vertex has no Files API (its batches read Cloud Storage): its provider info offers
+neither uploads nor ``--batch`` (:attr:`~imagegen.providers.ProviderInfo.file_store`,
+:attr:`~imagegen.providers.ProviderInfo.has_batch`), so nothing calls these on a Vertex client.
+
 :class:`GeminiTextWriter` sends text-only requests to a text model through the same SDK, with
 the same error maps (HTTP 200 without usable words: NoText): a job source that has a text model
 write its prompts while planning uses it.
 
 Sources: ``shared/notes/gemini-api.md`` (error table, "Outcomes that are HTTP 200 but carry no
-image", SDK quirks), ``shared/notes/providers.md`` ("Vertex AI online") and the google-genai
-3.4.0 source (``_api_client.py``: base URLs, auth, ``models.py``: response converters), checked
-against the loopback emulator.
+image", SDK quirks), ``shared/notes/providers.md`` ("Vertex AI online", "Gemini Batch API and
+Files API") and the google-genai 3.4.0 source (``_api_client.py``: base URLs, auth,
+``models.py``: response converters), checked against the loopback emulator.
 """
 
 from __future__ import annotations
@@ -40,16 +51,20 @@ import json
 import math
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
 import google.auth.credentials
 import google.auth.exceptions
 import httpx2
+import orjson
 import pydantic
 from google import genai
 from google.genai import errors as genai_errors
+from google.genai import models as genai_models
 from google.genai import types
 
 from ... import secrets
@@ -57,6 +72,7 @@ from ...errors import (
     AttemptTimeout,
     BadRequest,
     BatchStop,
+    FileGone,
     InputError,
     NoImage,
     NoText,
@@ -66,7 +82,8 @@ from ...errors import (
 )
 from ...images import probe, sniff
 from ..base import Checkpoint, Generation, ImageRequest, TextGeneration, Usage
-from . import pixel_size
+from ..batch import BatchStatus, RemoteFile, ResultLine
+from . import batch_lines, pixel_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
 # The SDK's own default for Vertex, pinned so GOOGLE_GENAI_API_VERSION cannot move it: Vertex
@@ -159,6 +176,54 @@ _KEY_PATTERNS = (
 _PER_DAY = re.compile(r"per_?day", re.IGNORECASE)
 _MAX_MESSAGE = 400
 
+#: google.rpc.Code (a per-request error in a batch's results) -> the HTTP status the same
+#: error has online, so that both go through one table (google.rpc code.proto's mapping).
+RPC_TO_HTTP: Final[Mapping[int, int]] = {
+    1: 499,  # CANCELLED
+    2: 500,  # UNKNOWN
+    3: 400,  # INVALID_ARGUMENT
+    4: 504,  # DEADLINE_EXCEEDED
+    5: 404,  # NOT_FOUND
+    6: 409,  # ALREADY_EXISTS
+    7: 403,  # PERMISSION_DENIED
+    8: 429,  # RESOURCE_EXHAUSTED
+    9: 400,  # FAILED_PRECONDITION
+    10: 409,  # ABORTED
+    11: 400,  # OUT_OF_RANGE
+    12: 501,  # UNIMPLEMENTED
+    13: 500,  # INTERNAL
+    14: 503,  # UNAVAILABLE
+    15: 500,  # DATA_LOSS
+    16: 401,  # UNAUTHENTICATED
+}
+#: The service's words for a file it does not have (any more): field reports quoted in
+#: :mod:`imagegen.emulator.filestore`.
+_FILE_GONE = re.compile(r"access the File (\S+?) or it may not exist")
+#: JOB_STATE_* -> our state (providers/batch.py SERVICE_STATES). A partial success has a
+#: result file like a success; the transitional states count as still running.
+_JOB_STATES: Final[Mapping[str, str]] = {
+    "JOB_STATE_UNSPECIFIED": "pending",
+    "JOB_STATE_QUEUED": "pending",
+    "JOB_STATE_PENDING": "pending",
+    "JOB_STATE_RUNNING": "running",
+    "JOB_STATE_UPDATING": "running",
+    "JOB_STATE_PAUSED": "running",
+    "JOB_STATE_CANCELLING": "running",
+    "JOB_STATE_SUCCEEDED": "succeeded",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "succeeded",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
+# Seconds allowed for one Files/Batch API call that moves no file (create, get, list, cancel).
+CALL_TIMEOUT = 120.0
+# An upload or download gets this long plus a second per MB (a 2 GB request file: ~35 min).
+TRANSFER_TIMEOUT = 300.0
+TRANSFER_BYTES_PER_SECOND = 1_000_000
+# A Files API URI is "{base}/v1beta/files/{id}": ~70 characters on Google's host. Only used to
+# decide whether a tiny reference is cheaper inline.
+TYPICAL_URI_LENGTH = 70
+
 
 class GeminiProvider:
     """An :class:`~imagegen.providers.base.ImageProvider` backed by the Gemini API, or by Vertex
@@ -226,6 +291,120 @@ class GeminiProvider:
         if len(image) <= INLINE_CHECK_BYTES and image.startswith(PNG_SIGNATURE):
             return read_generation(response, image, note)
         return await anyio.to_thread.run_sync(read_generation, response, image, note)
+
+    # -- the Files API (providers/batch.py FileStore) --------------------------------------
+
+    async def upload_file(
+        self, path: Path, mime_type: str, display_name: str | None = None
+    ) -> RemoteFile:
+        """Upload ``path`` with the resumable protocol, streamed in the SDK's 8 MB chunks.
+
+        Raises ProviderError types (a 5xx is ServerError: try again) and OSError if the file
+        cannot be read.
+        """
+        size = (await anyio.Path(path).stat()).st_size
+        config = types.UploadFileConfig(mime_type=mime_type, display_name=display_name)
+        with self._mapped("upload", TRANSFER_TIMEOUT + size / TRANSFER_BYTES_PER_SECOND):
+            uploaded = await self._client.aio.files.upload(file=str(path), config=config)
+        return _remote_file(uploaded, mime_type, size)
+
+    async def file_status(self, name: str) -> RemoteFile | None:
+        """The file ``files/ID`` if the service still has it, else None."""
+        try:
+            with self._mapped("files.get", CALL_TIMEOUT):
+                found = await self._client.aio.files.get(name=name)
+        except (FileGone, BadRequest):
+            return None
+        return _remote_file(found, found.mime_type or "", int(found.size_bytes or 0))
+
+    def inline_is_smaller(self, size: int, uses: int = 1) -> bool:
+        return batch_lines.inline_is_smaller(size, TYPICAL_URI_LENGTH, uses)
+
+    # -- the Batch API (providers/batch.py BatchService) ------------------------------------
+
+    def request_line(self, key: str, request: ImageRequest) -> bytes:
+        return batch_lines.request_line(key, request)
+
+    async def create_batch(self, model: str, input_file: str, display_name: str) -> BatchStatus:
+        """Create a batch from an uploaded JSONL file. A ServerError or timeout leaves it
+        unknown whether the service created it: look for it by display name before again."""
+        config = types.CreateBatchJobConfig(display_name=display_name)
+        with self._mapped("batches.create", CALL_TIMEOUT, model=model):
+            job = await self._client.aio.batches.create(model=model, src=input_file, config=config)
+        return _batch_status(job)
+
+    async def batch_status(self, name: str) -> BatchStatus:
+        with self._mapped("batches.get", CALL_TIMEOUT):
+            job = await self._client.aio.batches.get(name=name)
+        return _batch_status(job)
+
+    async def find_batches(self, display_name: str) -> list[BatchStatus]:
+        found = []
+        with self._mapped("batches.list", CALL_TIMEOUT * 5):
+            pager = await self._client.aio.batches.list(
+                config=types.ListBatchJobsConfig(page_size=100)
+            )
+            async for job in pager:
+                if job.display_name == display_name:
+                    found.append(_batch_status(job))
+        return found
+
+    async def cancel_batch(self, name: str) -> None:
+        with self._mapped("batches.cancel", CALL_TIMEOUT):
+            await self._client.aio.batches.cancel(name=name)
+
+    async def download_results(self, results_file: str, path: Path) -> None:
+        """Stream a result file to ``path`` through a temporary file renamed when whole, so
+        ``path`` existing means the download finished."""
+        part = path.with_name(path.name + ".part")
+        with self._mapped("files.download", TRANSFER_TIMEOUT * 12):
+            async with await anyio.open_file(part, "wb") as sink:
+                # The SDK awaits an awaitable write(): the chunks are written off the loop.
+                await self._client.aio.files.download(file=results_file, destination=sink)  # type: ignore[call-overload]
+        await anyio.Path(part).rename(path)
+
+    def read_result(self, line: bytes, want: Callable[[str], tuple[int, int] | None]) -> ResultLine:
+        """One result line: ``{"key", "response"}`` read as an online answer (same image
+        choice and checks, usage, finish reasons), or ``{"key", "error"}`` mapped as the
+        HTTP status of the same google.rpc code. Raises ValueError for a line that is not a
+        JSON object."""
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"a result line is not JSON ({exc})") from exc
+        if not isinstance(item, dict):
+            raise ValueError("a result line is not a JSON object")
+        key = item.get("key")
+        key = None if key is None else str(key)
+        error = item.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            http = RPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
+            details = error.get("details") if isinstance(error.get("details"), list) else []
+            message = _one_line(str(error.get("message") or ""))
+            return ResultLine(key, error=self._map_status(http, "", message, details, ""))
+        raw = item.get("response")
+        if not isinstance(raw, dict):
+            return ResultLine(key, error=ServerError("the result line has no response"))
+        try:
+            response = types.GenerateContentResponse._from_response(
+                response=genai_models._GenerateContentResponse_from_mldev(raw), kwargs={}
+            )
+            image, note = pick_image(response, want(key) if key is not None else None)
+            return ResultLine(key, read_generation(response, image, note))
+        except ProviderError as exc:
+            return ResultLine(key, error=exc)
+        except pydantic.ValidationError as exc:
+            error_type = ServerError(f"the response does not fit the API schema ({exc})")
+            return ResultLine(key, error=error_type)
+
+    def _mapped(self, what: str, seconds: float, *, model: str = "") -> _MappedCall:
+        return _MappedCall(self, what, seconds, model)
+
+    def _map_status(
+        self, code: int, status: str, message: str, details: Any, model: str
+    ) -> ProviderError:
+        return _map_status(code, status, message, details, model=model, api_key=self._api_key)
 
     async def aclose(self) -> None:
         """Close the SDK clients and the connection pool."""
@@ -390,10 +569,81 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+class _MappedCall:
+    """``with provider._mapped(what, seconds):``: a deadline for one Files/Batch API call and
+    the SDK's exceptions mapped into ours (as :meth:`GeminiProvider.generate` does)."""
+
+    def __init__(self, provider: GeminiProvider, what: str, seconds: float, model: str) -> None:
+        self._provider, self._what, self._model = provider, what, model
+        self._scope = anyio.fail_after(seconds)
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            self._scope.__exit__(et, exc, tb)
+        except TimeoutError as timeout:
+            raise AttemptTimeout(f"{self._what}: no answer within {self._seconds:g} s") from timeout
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ProviderError):
+            return
+        if isinstance(exc, genai_errors.APIError):
+            mapped: ProviderError | None = _map_status(
+                exc.code,
+                exc.status or "",
+                _one_line(str(exc.message or "")),
+                _error_details(exc.details),
+                model=self._model,
+                api_key=self._provider._api_key,
+                calls_model=bool(self._model),
+            )
+        else:
+            mapped = map_error(exc, model=self._model, api_key=self._provider._api_key)
+        if mapped is not None:
+            mapped.args = (f"{self._what}: {mapped}",)
+            raise mapped from exc
+
+
+def _remote_file(file: types.File, mime_type: str, size: int) -> RemoteFile:
+    if not file.name or not file.uri:
+        raise ServerError("the Files API answered without a file name or URI")
+    expires = file.expiration_time
+    return RemoteFile(
+        file.name,
+        file.uri,
+        file.mime_type or mime_type,
+        int(file.size_bytes or size),
+        expires.timestamp() if isinstance(expires, datetime) else None,
+    )
+
+
+def _batch_status(job: types.BatchJob) -> BatchStatus:
+    if not job.name:
+        raise ServerError("the Batch API answered without a batch name")
+    state = _JOB_STATES.get(_name(job.state) if job.state is not None else "", "pending")
+    created = job.create_time.timestamp() if job.create_time is not None else None
+    error = _one_line(str(job.error.message or "")) if job.error is not None else None
+    return BatchStatus(
+        job.name,
+        job.display_name or "",
+        state,
+        job.dest.file_name if job.dest is not None else None,
+        created,
+        error or None,
+    )
+
+
 def build_contents(request: ImageRequest) -> list[types.Content]:
-    """One user turn: the prompt text, then each reference image inline, in order."""
+    """One user turn: the prompt text, then each reference image in order, by its Files API
+    URI when it was uploaded, else inline."""
     parts = [types.Part.from_text(text=request.prompt)]
-    parts += [types.Part.from_bytes(data=r.data, mime_type=r.mime_type) for r in request.references]
+    parts += [
+        types.Part.from_uri(file_uri=r.uri, mime_type=r.mime_type)
+        if r.uri is not None
+        else types.Part.from_bytes(data=r.data, mime_type=r.mime_type)
+        for r in request.references
+    ]
     return [types.Content(role="user", parts=parts)]
 
 
@@ -558,12 +808,38 @@ def _stop(line: str, reason: str) -> BatchStop:
 
 
 def _map_api_error(exc: genai_errors.APIError, *, model: str, api_key: str) -> ProviderError:
-    code = exc.code
-    head = f"HTTP {code} {exc.status or ''}".rstrip()
-    message = _one_line(str(exc.message or ""))
+    return _map_status(
+        exc.code,
+        exc.status or "",
+        _one_line(str(exc.message or "")),
+        _error_details(exc.details),
+        model=model,
+        api_key=api_key,
+    )
+
+
+def _map_status(
+    code: int,
+    status: str,
+    message: str,
+    details: list[dict[str, Any]],
+    *,
+    model: str,
+    api_key: str,
+    calls_model: bool = True,
+) -> ProviderError:
+    """Our error for an HTTP error (or a batch line's error, its rpc code as HTTP): the
+    special cases first, then :data:`STATUS_MAP`. ``calls_model`` False (a Files or Batch API
+    call about a file or a batch, not a model) makes a 404 a BadRequest, not a stop."""
+    head = f"HTTP {code} {status}".rstrip()
     line = _scrub(f"{head}: {message}" if message else head, api_key)
-    details = _error_details(exc.details)
     retry_after = _retry_after(details)
+    gone = _FILE_GONE.search(message)
+    if code == 403 and gone:
+        name = gone.group(1)
+        return FileGone(line, name=name if name.startswith("files/") else f"files/{name}")
+    if code == 404 and not calls_model:
+        return BadRequest(line)
     reasons = _reasons(details)
 
     if code == 429:
