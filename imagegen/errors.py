@@ -26,6 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
+
+from .model import ErrorKind
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -61,7 +64,7 @@ class ProviderError(ImagegenError):
     wait in seconds when it gave one (RetryInfo.retryDelay), else None.
     """
 
-    kind = "provider_error"
+    kind: ClassVar[ErrorKind] = "provider_error"
     retryable = False
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -70,22 +73,22 @@ class ProviderError(ImagegenError):
 
 
 class RateLimited(ProviderError):
-    kind = "rate_limited"
+    kind: ClassVar[ErrorKind] = "rate_limited"
     retryable = True
 
 
 class ServerError(ProviderError):
-    kind = "server_error"
+    kind: ClassVar[ErrorKind] = "server_error"
     retryable = True
 
 
 class AttemptTimeout(ProviderError):
-    kind = "timeout"
+    kind: ClassVar[ErrorKind] = "timeout"
     retryable = True
 
 
 class BadRequest(ProviderError):
-    kind = "bad_request"
+    kind: ClassVar[ErrorKind] = "bad_request"
 
 
 class NoImage(ProviderError):
@@ -95,7 +98,7 @@ class NoImage(ProviderError):
     money for nothing, so it is never retried.
     """
 
-    kind = "no_image"
+    kind: ClassVar[ErrorKind] = "no_image"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -107,7 +110,7 @@ class FileGone(ProviderError):
     never known): ``name`` is its id ("files/ID"). Uploading it again fixes it; the same
     request sent unchanged never will, so it is not retried as it is."""
 
-    kind = "file_gone"
+    kind: ClassVar[ErrorKind] = "file_gone"
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)
@@ -118,7 +121,7 @@ class NoText(ProviderError):
     """HTTP 200 from a text model without usable text; ``reason`` is the block or finish
     reason (or EMPTY). Like :class:`NoImage`, the same request gets the same answer."""
 
-    kind = "no_text"
+    kind: ClassVar[ErrorKind] = "no_text"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -128,7 +131,7 @@ class NoText(ProviderError):
 class BatchStop(ProviderError):
     """The whole batch must stop: 403, invalid key, per-day quota or unknown model."""
 
-    kind = "batch_stop"
+    kind: ClassVar[ErrorKind] = "batch_stop"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 Status: TypeAlias = Literal[
     "pending", "running", "retry", "completed", "failed", "skipped", "submitted"
@@ -60,21 +60,11 @@ ErrorKind: TypeAlias = Literal[
     "wrong_size",
     "file_gone",
     "cost_cap",
+    "no_text",
+    "empty_prompt",
+    "provider_error",
 ]
-ERROR_KINDS: Final[tuple[str, ...]] = (
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "bad_request",
-    "no_image",
-    "batch_stop",
-    "reference_unreadable",
-    "write_failed",
-    "cancelled",
-    "wrong_size",
-    "file_gone",
-    "cost_cap",
-)
+ERROR_KINDS: Final[tuple[ErrorKind, ...]] = get_args(ErrorKind)
 
 #: A JSON value as the journal stores it.
 JSON: TypeAlias = Any
@@ -188,7 +178,7 @@ class JobState:
     attempts: int = 0
     output: str | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     started: str | None = None
     completed: str | None = None
     finish_reason: str | None = None
@@ -225,7 +215,7 @@ class JobUpdate:
     attempts: int | Unset = UNSET
     output: str | Unset | None = UNSET
     error: str | Unset | None = UNSET
-    error_kind: str | Unset | None = UNSET
+    error_kind: ErrorKind | Unset | None = UNSET
     started: str | Unset | None = UNSET
     completed: str | Unset | None = UNSET
     finish_reason: str | Unset | None = UNSET
@@ -497,10 +487,3 @@ class SessionState:
         cost = round(sum(js.cost_usd or 0.0 for js in self.jobs.values()) + planning, 6)
         undelivered = sum(1 for js in self.jobs.values() if js.delivery == "pending")
         return Summary(len(self.jobs), dict(self.counts), cost, undelivered)
-
-
-def fold(state: SessionState, events: Iterable[Event]) -> SessionState:
-    """``state`` with ``events`` applied in order (the same object, returned for chaining)."""
-    for event in events:
-        state.apply(event)
-    return state

@@ -35,14 +35,6 @@ def run_state(state: SessionState) -> str:
     return "new"
 
 
-def is_running(sessions_dir: Path, session_id: str) -> bool:
-    """True if a live process is running the session now."""
-    try:
-        return run_state(journal_mod.load(sessions_dir, session_id)) == "running"
-    except InputError:
-        return False
-
-
 def _job_row(js: Any, **extra: Any) -> dict[str, Any]:
     return {"id": js.id, "title": js.job.title, **extra}
 

@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..model import (
     BATCH_CHANGE_FIELDS,
     BATCH_STATES,
+    ERROR_KINDS,
     JOB_UPDATE_FIELDS,
     JSON,
     SESSION_UPDATE_FIELDS,
@@ -313,7 +314,6 @@ def _decode_attempt(h: Any, where: _Where, job_id: str) -> Attempt:
 _NULLABLE_TEXT = (
     "output",
     "error",
-    "error_kind",
     "started",
     "completed",
     "finish_reason",
@@ -337,6 +337,11 @@ def _decode_update(values: Mapping[str, Any], where: _Where, job_id: str) -> Job
         elif key == "attempts":
             if not isinstance(value, int) or value < 0:
                 raise where.error(job_id, f"attempts must be a whole number >= 0, not {value!r}")
+        elif key == "error_kind":
+            if value is not None and value not in ERROR_KINDS:
+                raise where.error(
+                    job_id, f"error_kind {value!r} is not one of {', '.join(ERROR_KINDS)}"
+                )
         elif key in _NULLABLE_TEXT:
             if value is not None and not isinstance(value, str):
                 raise where.error(job_id, f"field {key!r} must be text or null, not {value!r}")

@@ -15,7 +15,7 @@ from datetime import datetime
 from .. import providers
 from ..batchview import batch_lines
 from ..errors import InputError
-from ..model import JobState, SessionState, Summary
+from ..model import ERROR_KINDS, ErrorKind, JobState, SessionState, Summary
 
 #: Error kinds (``JobState.error_kind``) -> the words a person scanning the sheet needs.
 ERROR_LABELS = {
@@ -138,11 +138,12 @@ def failure_label(state: JobState) -> str | None:
     return ERROR_LABELS.get(kind, "failed")
 
 
-def _v1_kind(error: str) -> str | None:
+def _v1_kind(error: str) -> ErrorKind | None:
     """Format-1 journals kept the kind as the message's prefix ("server_error: ...")."""
     head = error.split(":", 1)[0]
-    if head in ERROR_LABELS:
-        return head
+    for kind in ERROR_KINDS:
+        if kind == head:
+            return kind
     if error.startswith("reference image unreadable"):
         return "reference_unreadable"
     if error.startswith("cannot write"):

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 import yaml
 
 from ...errors import InputError, ProviderError
+from ...model import ErrorKind
 from .episode import Chapter
 from .jsonfile import digest, iso_utc
 from .prompt_cache import CachedPrompt, PromptCache, cache_key
@@ -75,7 +76,7 @@ class PromptWriter(Protocol):
 class EmptyPrompt(ProviderError):
     """The text model answered with nothing usable. Sampling again may help."""
 
-    kind = "empty_prompt"
+    kind: ClassVar[ErrorKind] = "empty_prompt"
     retryable = True
 
 
