@@ -3,6 +3,7 @@ validated on load, and able to read journals written before the job model (forma
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 
@@ -164,6 +165,22 @@ def test_jobs_removed_by_hand_with_the_summary_are_caught_against_the_log(
         )
     with pytest.raises(InputError, match=r"job 005 is missing from it .*created with 6 jobs"):
         journal_mod.load(tmp_path / "s", journal.session_id)
+
+
+def test_jobs_reordered_by_hand_still_load_and_a_refused_load_leaves_gc_on(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """The snapshot's job digest no longer matches after the edit, so the reader compares the
+    jobs with the first log line: the same jobs in another order are accepted. The reader
+    pauses the cycle collector while it decodes; a load it refuses turns it back on."""
+    with new_journal(workspace, tmp_path / "s") as journal:
+        _edit(journal.snapshot_path, lambda d: d["jobs"].reverse())
+    state = journal_mod.load(tmp_path / "s", journal.session_id)
+    assert sorted(state.jobs) == ["001", "002", "003", "004", "005", "006"]
+    _edit(journal.snapshot_path, lambda d: d["jobs"][0].update(status="paused"))
+    with pytest.raises(InputError, match="status 'paused' is not one of"):
+        journal_mod.load(tmp_path / "s", journal.session_id)
+    assert gc.isenabled()
 
 
 def test_an_event_for_a_job_the_snapshot_no_longer_has_is_named(

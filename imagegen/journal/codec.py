@@ -16,7 +16,7 @@ field, and says how to recover (the event log holds every change).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -117,6 +117,12 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def jobs_digest(job_ids: Iterable[str]) -> str:
+    """16 hex digits of the SHA-256 of the job ids in order; a snapshot stores it so a reader
+    can tell, without parsing the event log's create line, that no job was removed by hand."""
+    return hashlib.sha256("\n".join(job_ids).encode("utf-8")).hexdigest()[:16]
+
+
 # -- jobs ----------------------------------------------------------------------------------
 
 
@@ -211,34 +217,45 @@ def decode_job(d: Any, texts: Mapping[str, str], where: _Where) -> JobState:
     return _decode_progress(d, job, where)
 
 
+_PLAN_TEXT: Final = ("source", "title", "prompt_file", "target", "quality", "aspect", "model")
+
+
 def _decode_plan(d: dict[str, Any], texts: Mapping[str, str], where: _Where, job_id: str) -> Job:
     prompt = d.get("prompt")
-    if not isinstance(prompt, list) or not all(isinstance(k, str) for k in prompt):
+    if not isinstance(prompt, list):
         raise where.error(job_id, "field 'prompt' must be a list of text keys")
-    missing = [k for k in prompt if k not in texts]
-    if missing:
-        raise where.error(job_id, f"prompt part {missing[0]!r} is not in 'texts'")
+    try:
+        parts = tuple([texts[k] for k in prompt])
+    except (KeyError, TypeError):
+        bad = next(k for k in prompt if not isinstance(k, str) or k not in texts)
+        if not isinstance(bad, str):
+            raise where.error(job_id, "field 'prompt' must be a list of text keys") from None
+        raise where.error(job_id, f"prompt part {bad!r} is not in 'texts'") from None
     group = d.get("group")
     if not (isinstance(group, list) and len(group) == 3 and all(isinstance(g, str) for g in group)):
         raise where.error(job_id, "field 'group' must be three texts (section, row, column)")
     refs = d.get("references")
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
         raise where.error(job_id, "field 'references' must be a list of paths")
+    for key in _PLAN_TEXT:
+        if not isinstance(d.get(key), str):
+            _str(d, key, where, job_id)  # raises, naming the field
+    extra = d.keys() - CORE_KEYS  # labels, kept in the order the source wrote them
     return Job(
         id=job_id,
-        source=_str(d, "source", where, job_id),
-        title=_str(d, "title", where, job_id),
+        source=d["source"],
+        title=d["title"],
         group=(group[0], group[1], group[2]),
-        prompt_file=_str(d, "prompt_file", where, job_id),
-        prompt_parts=tuple(texts[k] for k in prompt),
+        prompt_file=d["prompt_file"],
+        prompt_parts=parts,
         references=tuple(refs),
-        target=_str(d, "target", where, job_id),
-        quality=_str(d, "quality", where, job_id),
-        aspect=_str(d, "aspect", where, job_id),
-        model=_str(d, "model", where, job_id),
+        target=d["target"],
+        quality=d["quality"],
+        aspect=d["aspect"],
+        model=d["model"],
         provider=_str(d, "provider", where, job_id),
         replace=bool(d.get("replace", False)),
-        labels=tuple((k, v) for k, v in d.items() if k not in CORE_KEYS),
+        labels=tuple((k, v) for k, v in d.items() if k in extra) if extra else (),
         cost_group=_str(d, "cost_group", where, job_id, null=True),
         variants=_variants(d.get("variants", 1), where, job_id),
     )
@@ -284,14 +301,22 @@ def _decode_progress(d: dict[str, Any], job: Job, where: _Where) -> JobState:
     history = d.get("history") or []
     if not isinstance(history, list):
         raise where.error(job.id, "field 'history' must be a list")
-    values = {k: d.get(k) for k in PROGRESS_KEYS if k not in ("status", "attempts", "history")}
-    update = _decode_update(values, where, job.id)
+    # null is every progress field's default; text is checked here without a call.
+    fields: dict[str, Any] = {}
+    for key, check in _PROGRESS_CHECKS:
+        value = d.get(key)
+        if value is not None:
+            fields[key] = (
+                value
+                if check is _check_text and type(value) is str
+                else check(value, where, job.id, key)
+            )
     return JobState(
         job=job,
         status=status,
         attempts=attempts,
-        history=tuple(_decode_attempt(h, where, job.id) for h in history),
-        **update.changes(),
+        history=tuple([_decode_attempt(h, where, job.id) for h in history]),
+        **fields,
     )
 
 
@@ -326,41 +351,88 @@ _NULLABLE_TEXT = (
 
 
 def _decode_update(values: Mapping[str, Any], where: _Where, job_id: str) -> JobUpdate:
-    """A ``set`` object (or a snapshot's progress fields) as a typed JobUpdate."""
-    fields: dict[str, Any] = {}
+    """A ``set`` object of the event log as a typed JobUpdate."""
+    return JobUpdate(**_decode_fields(values, where, job_id))
+
+
+def _check_status(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if value not in STATUSES:
+        raise where.error(job_id, f"status {value!r} is not one of {', '.join(STATUSES)}")
+    return value
+
+
+def _check_attempts(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if not isinstance(value, int) or value < 0:
+        raise where.error(job_id, f"attempts must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _check_error_kind(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if value is not None and value not in ERROR_KINDS:
+        raise where.error(job_id, f"error_kind {value!r} is not one of {', '.join(ERROR_KINDS)}")
+    return value
+
+
+def _check_text(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise where.error(job_id, f"field {key!r} must be text or null, not {value!r}")
+    return value
+
+
+def _check_cost(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if value is not None and not isinstance(value, int | float):
+        raise where.error(job_id, f"cost_usd must be a number or null, not {value!r}")
+    return None if value is None else float(value)
+
+
+def _check_usage(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    return _decode_record(Usage, value, where, job_id, key)
+
+
+def _check_image(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    return _decode_record(ImageMeta, value, where, job_id, key)
+
+
+def _check_variants(value: Any, where: _Where, job_id: str, key: str) -> Any:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise where.error(job_id, "variant_outputs must be a list of paths")
+    return tuple(value)
+
+
+_Check = Callable[[Any, _Where, str, str], Any]
+#: Each field a job update may set, and how its JSON value is checked and typed.
+_CHECKS: Final[dict[str, _Check]] = {
+    "status": _check_status,
+    "attempts": _check_attempts,
+    "error_kind": _check_error_kind,
+    "cost_usd": _check_cost,
+    "usage": _check_usage,
+    "image": _check_image,
+    "variant_outputs": _check_variants,
+    **{name: _check_text for name in _NULLABLE_TEXT},
+}
+assert set(_CHECKS) == set(JOB_UPDATE_FIELDS), set(JOB_UPDATE_FIELDS) ^ set(_CHECKS)
+_PROGRESS_CHECKS: Final = tuple(
+    (k, _CHECKS[k]) for k in PROGRESS_KEYS if k not in ("status", "attempts", "history")
+)
+
+
+def _decode_fields(values: Mapping[str, Any], where: _Where, job_id: str) -> dict[str, Any]:
+    """Job fields from JSON, each checked (InputError names the job and field) and typed."""
+    out: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in JOB_UPDATE_FIELDS:
+        check = _CHECKS.get(key)
+        if check is None:
             raise where.error(job_id, f"unknown field {key!r}")
-        if key == "status":
-            if value not in STATUSES:
-                raise where.error(job_id, f"status {value!r} is not one of {', '.join(STATUSES)}")
-        elif key == "attempts":
-            if not isinstance(value, int) or value < 0:
-                raise where.error(job_id, f"attempts must be a whole number >= 0, not {value!r}")
-        elif key == "error_kind":
-            if value is not None and value not in ERROR_KINDS:
-                raise where.error(
-                    job_id, f"error_kind {value!r} is not one of {', '.join(ERROR_KINDS)}"
-                )
-        elif key in _NULLABLE_TEXT:
-            if value is not None and not isinstance(value, str):
-                raise where.error(job_id, f"field {key!r} must be text or null, not {value!r}")
-        elif key == "cost_usd":
-            if value is not None and not isinstance(value, int | float):
-                raise where.error(job_id, f"cost_usd must be a number or null, not {value!r}")
-            value = None if value is None else float(value)
-        elif key == "usage":
-            value = _decode_record(Usage, value, where, job_id, key)
-        elif key == "image":
-            value = _decode_record(ImageMeta, value, where, job_id, key)
-        elif key == "variant_outputs":
-            if value is None:
-                value = ()
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise where.error(job_id, "variant_outputs must be a list of paths")
-            value = tuple(value)
-        fields[key] = value
-    return JobUpdate(**fields)
+        # Most fields are text or null: checked here without a call.
+        out[key] = (
+            value
+            if check is _check_text and (value is None or type(value) is str)
+            else check(value, where, job_id, key)
+        )
+    return out
 
 
 def _decode_record(cls: Any, value: Any, where: _Where, job_id: str, key: str) -> Any:
@@ -368,6 +440,10 @@ def _decode_record(cls: Any, value: Any, where: _Where, job_id: str, key: str) -
         return None
     if not isinstance(value, dict):
         raise where.error(job_id, f"field {key!r} must be an object or null")
+    try:
+        return cls(**value)  # the usual case: exactly the fields this version writes
+    except TypeError:
+        pass
     known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
     try:
         return cls(**known)

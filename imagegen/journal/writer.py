@@ -46,6 +46,7 @@ from .codec import (
     encode_plan,
     encode_progress,
     encode_session_event,
+    jobs_digest,
 )
 from .lock import SessionLock, lock_path
 from .reader import events_path, now_iso, read, snapshot_path
@@ -75,6 +76,20 @@ def _drain(
         except anyio.EndOfStream:
             ended = True
     return batch, ended
+
+
+def _signature(sessions_dir: Path, session_id: str) -> tuple[tuple[int, int, int] | None, ...]:
+    """Inode, size and modification time (ns) of the snapshot and the event log (None where
+    missing): equal before and after taking the lock means no one wrote the session between."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in (snapshot_path(sessions_dir, session_id), events_path(sessions_dir, session_id)):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def new_session_id(sessions_dir: Path) -> str:
@@ -119,6 +134,7 @@ class Journal:
         self._offset = offset
         self._texts: dict[str, str] = {}
         self._plans = {jid: encode_plan(js.job, self._texts) for jid, js in state.jobs.items()}
+        self._ids_digest = jobs_digest(state.jobs)  # jobs never change after planning
         self._snapshot_bytes = 0
         self._logged_since_snapshot = 0
         self._snapshot_at = clock()
@@ -198,11 +214,13 @@ class Journal:
         renamed ``*.damaged-TIMESTAMP`` (never overwritten; :attr:`damaged_snapshot`), and the
         temporary files of snapshot writes a crash interrupted are removed.
         """
-        read(sessions_dir, session_id)  # refuse an unreadable session before touching anything
+        files = _signature(sessions_dir, session_id)
+        loaded = read(sessions_dir, session_id)  # refuse an unreadable session before locking
         lock = SessionLock(sessions_dir, session_id)
         lock.acquire()
         try:
-            loaded = read(sessions_dir, session_id)  # again: another process may have run it
+            if _signature(sessions_dir, session_id) != files:
+                loaded = read(sessions_dir, session_id)  # another process wrote it meanwhile
             snap = snapshot_path(sessions_dir, session_id)
             damaged = None
             if loaded.rebuilt and snap.exists():
@@ -408,7 +426,7 @@ class Journal:
 
     def _snapshot_bytes_now(self) -> bytes:
         doc = self._document()
-        doc["journal"] = {"seq": self.state.seq, "offset": self._offset}
+        doc["journal"] = {"seq": self.state.seq, "offset": self._offset, "jobs": self._ids_digest}
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
     def _write_snapshot_sync(self) -> int:
