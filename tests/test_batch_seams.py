@@ -117,8 +117,8 @@ def test_batch_results_are_recorded_as_online_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every image a batch returned gets the source's after-save step (once, never two at a
-    time although the fold saves several at once), its thumbnails at save, and the answer's
-    request id and model version in the journal."""
+    time although the fold saves several at once), its thumbnails once the shard is folded,
+    and the answer's request id and model version in the journal."""
     emu.batches.enqueue(BatchOutcome.succeed(shuffle=True))
     jobs = make_jobs(tmp_path, combos, prompts=3)
     journal = new_session(tmp_path, jobs, batch=True)
@@ -136,7 +136,7 @@ def test_batch_results_are_recorded_as_online_ones(
     assert sorted(steps.saved) == [j.id for j in jobs] and steps.overlap == 0
     assert sorted(thumbed) == sorted(str(journal.job(j.id).output) for j in jobs)
     thumbs = report_dir(journal.sessions_dir, journal.session_id) / "thumbs"
-    assert len(list(thumbs.iterdir())) >= len(jobs)  # made at save, not left for the report
+    assert len(list(thumbs.iterdir())) >= len(jobs)  # made by the run, not left for the report
     for job in jobs:
         state = journal.job(job.id)
         assert state.delivery == "done"

@@ -14,7 +14,7 @@ failed line sends its job back to pending or to failed by the online retry polic
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from ..providers.base import Generation
 from ..providers.batch import BatchService, ResultLine
 from ..retry import RetryPolicy
 from .batch_plan import verdict
-from .recording import Recorder
+from .recording import Recorder, SavedHook
 from .uploads import ReferenceUploads
 
 #: Result lines read, parsed and journaled together (one fsync for their planned outputs).
@@ -43,7 +43,8 @@ class ResultFolder:
     ``settle(job_id, cost, billed)`` books a job's cost against the budget; ``hand_back``
     is told each job sent back to pending (for the online pool); ``stop(reason)`` stops the
     run (a :class:`~imagegen.errors.BatchStop` answer); ``halted()`` says whether to stop
-    folding between chunks (Ctrl-C, a broken destination: ``--resume`` folds the rest).
+    folding between chunks (Ctrl-C, a broken destination: ``--resume`` folds the rest);
+    ``saved`` is the runner's hook after a save, called by :meth:`after_saves`.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class ResultFolder:
         hand_back: Callable[[str], None],
         stop: Callable[[str], None],
         halted: Callable[[], bool],
+        saved: SavedHook | None = None,
     ) -> None:
         if info.batch_cost is None:
             raise ValueError(f"{info.name} has no Batch API prices")
@@ -73,6 +75,7 @@ class ResultFolder:
         self.hand_back = hand_back
         self.stop = stop
         self.halted = halted
+        self.saved = saved
         self._cost = info.batch_cost
 
     async def fold(self, results: Path, waiting: set[str]) -> set[str]:
@@ -94,6 +97,31 @@ class ResultFolder:
                 with anyio.CancelScope(shield=True):  # a chunk once begun ends whole
                     await self._fold_chunk(fresh, limiter)
         return answered
+
+    async def after_saves(self, job_ids: Sequence[str]) -> None:
+        """Call the ``saved`` hook for each completed job of ``job_ids`` (a folded shard),
+        ``FOLD_WORKERS`` worker threads at once; stops early when halted (the report makes
+        any thumbnail missing)."""
+        hook = self.saved
+        if hook is None:
+            return
+        todo = iter(
+            [
+                (Path(state.output), state.job.references)
+                for state in (self.journal.job(j) for j in job_ids)
+                if state.status == "completed" and state.output
+            ]
+        )
+
+        async def worker() -> None:
+            for path, references in todo:  # one iterator shared by the workers
+                if self.halted():
+                    return
+                await anyio.to_thread.run_sync(hook, path, references)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(FOLD_WORKERS):
+                tg.start_soon(worker)
 
     def _read_chunk(self, chunk: list[bytes]) -> list[ResultLine]:
         out = []

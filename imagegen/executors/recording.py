@@ -108,9 +108,11 @@ class Recorder:
         finished: Callable[[str], None],
         stop: Callable[[str], None],
         notify: Callable[[str], None] | None = None,
+        saved_hook: bool = True,
     ) -> Recorder:
-        """The same recorder (journal, outputs, steps, hook, after-save lock) telling another
-        executor's display and stopping another executor."""
+        """The same recorder (journal, outputs, steps, after-save lock) telling another
+        executor's display and stopping another executor; without ``saved_hook`` it does not
+        call the ``saved`` hook (the executor calls it itself, later)."""
         return Recorder(
             self.journal,
             self.outputs,
@@ -119,7 +121,7 @@ class Recorder:
             finished,
             stop,
             notify=notify or self.notify,
-            saved=self.saved,
+            saved=self.saved if saved_hook else None,
             lock=self.delivering,
         )
 
