@@ -19,7 +19,8 @@
 
 Exit codes (documented in the README): ``EXIT_OK`` all jobs completed, ``EXIT_FAILED`` some
 jobs failed, ``EXIT_USAGE`` usage or input error, ``EXIT_STOPPED`` the batch was stopped,
-``EXIT_INTERRUPTED`` Ctrl-C before a session existed (128 + SIGINT, the shell's convention).
+``EXIT_INTERRUPTED`` Ctrl-C before a session existed, or after it finished (128 + SIGINT, the
+shell's convention).
 """
 
 from __future__ import annotations

@@ -8,12 +8,16 @@ for a full disk and a read-only mount (these need root, as on CI; they skip othe
 from __future__ import annotations
 
 import errno
+import importlib
+import inspect
 import os
+import signal
 import subprocess
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -453,6 +457,73 @@ def test_12_a_reader_that_goes_away_does_not_break_the_run(ws: Workspace, emu: E
     sid = only_session(ws.root)
     assert (ws.root / SESSIONS / f"{sid}-report" / "index.html").is_file()
     assert load(ws.root, sid)["summary"]["completed"] == 6
+
+
+def _ctrl_c_in(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Ctrl-C (SIGINT, as the terminal sends it) while ``target`` runs, then ``target``
+    itself: the run sees it at its next await, as it would between two steps."""
+    module, name = target.rsplit(".", 1)
+    original = getattr(importlib.import_module(module), name)
+
+    if inspect.iscoroutinefunction(original):
+
+        async def interrupted(*args: Any, **kwargs: Any) -> Any:
+            signal.raise_signal(signal.SIGINT)
+            return await original(*args, **kwargs)
+
+    else:
+
+        def interrupted(*args: Any, **kwargs: Any) -> Any:
+            signal.raise_signal(signal.SIGINT)
+            return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, interrupted)
+
+
+def test_12_ctrl_c_before_the_first_call_leaves_the_session_stopped_and_resumable(
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The window before the pool's own Ctrl-C handler (providers opened, nothing called): the
+    session existed but stayed "new", which --status could not tell from a fresh one."""
+    with monkeypatch.context() as patch:
+        _ctrl_c_in("imagegen.session.run_jobs", patch)
+        r = run_cli(capsys, *TINY, *FAST)
+    sid = only_session(ws.root)
+    assert r.code == 3, r.out + r.err
+    assert f"Continue with: image-gen.sh --resume {sid}" in " ".join(r.out.split())
+    doc = load(ws.root, sid)
+    assert (doc["state"], doc["stop_reason"], doc["owner"]) == (
+        "stopped",
+        "interrupted (Ctrl-C)",
+        None,
+    )
+    assert paid(emu) == 0
+    with monkeypatch.context() as patch:  # the same window on --resume: still stopped
+        _ctrl_c_in("imagegen.session.recover_interrupted", patch)
+        r = run_cli(capsys, "--resume", sid, *FAST)
+    assert r.code == 3 and f"--resume {sid}" in " ".join(r.out.split()), r.out + r.err
+    assert load(ws.root, sid)["state"] == "stopped"
+    r = run_cli(capsys, "--resume", sid, *FAST)
+    assert r.code == 0, r.out + r.err
+    assert load(ws.root, sid)["summary"]["completed"] == 6 and paid(emu) == 6
+
+
+def test_12_ctrl_c_while_the_contact_sheet_is_written_keeps_the_session_finished(
+    ws: Workspace,
+    emu: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _ctrl_c_in("imagegen.session.write_report", monkeypatch)
+    r = run_cli(capsys, *TINY, *FAST)
+    sid = only_session(ws.root)
+    assert r.code == 130 and f"--report {sid}" in " ".join(r.out.split()), r.out + r.err
+    assert "--resume" not in r.out
+    doc = load(ws.root, sid)
+    assert doc["state"] == "finished" and doc["summary"]["completed"] == 6
 
 
 # -- 13. durability and size -------------------------------------------------------------------

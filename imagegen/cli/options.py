@@ -225,7 +225,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 EXIT_CODES = (
     "Exit codes: 0 all done, 1 some jobs failed or unfinished, 2 usage or input error "
     "(nothing written), 3 batch stopped (key, permission, quota, budget, destination, full "
-    "disk, Ctrl-C; continue with --resume), 130 interrupted before a session existed."
+    "disk, Ctrl-C; continue with --resume), 130 interrupted before a session existed or "
+    "after it finished."
 )
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import journal as journal_mod
 from .. import providers, sources
-from ..errors import EXIT_STOPPED, InputError
+from ..errors import EXIT_INTERRUPTED, EXIT_STOPPED, ImagegenError, InputError
 from ..executors.batch import BatchSettings
 from ..executors.limiter import Limits
 from ..journal import Journal
@@ -375,21 +375,52 @@ def _create_and_run(
     parent: Journal | None = None,
 ) -> int:
     journal = create_session(sessions_dir, config, plan, parent)
-    with journal:
-        if parent is not None:
-            anyio.run(_link_child, parent, journal.session_id)
-            parent.close()  # the child runs on its own; the parent is free again
-        console.print(
-            f"Session {journal.session_id}: {plan.describe}; journal {journal.snapshot_path}"
-        )
-        try:
-            return anyio.run(run_session, journal, settings, keys, console)
-        except KeyboardInterrupt:
+    try:
+        with journal:
+            if parent is not None:
+                anyio.run(_link_child, parent, journal.session_id)
+                parent.close()  # the child runs on its own; the parent is free again
             console.print(
-                f"Interrupted before the first call. Continue with: image-gen.sh --resume "
-                f"{journal.session_id}"
+                f"Session {journal.session_id}: {plan.describe}; journal {journal.snapshot_path}"
             )
-            return EXIT_STOPPED
+            return anyio.run(run_session, journal, settings, keys, console)
+    except KeyboardInterrupt:
+        return interrupted(sessions_dir, journal.session_id, console)
+
+
+def interrupted(sessions_dir: Path, session_id: str, console: Console) -> int:
+    """A Ctrl-C the run's own handler did not see: while the providers open, before the pool's
+    first call, or while the summary and contact sheet are written.
+
+    A session left "new" or "running" is recorded as stopped (read again from disk: an event
+    the interrupted writer had not written is not assumed), so ``--status`` shows it stopped
+    and ``--resume`` continues it; returns EXIT_STOPPED. A session that had already finished
+    keeps its state; returns EXIT_INTERRUPTED. Best effort: a journal that cannot be written
+    now is settled by the next ``--resume`` as after a crash.
+    """
+    state = None
+    try:
+        with Journal.open(sessions_dir, session_id) as journal:
+            state = journal.state.state
+            if state in ("new", "running"):
+                anyio.run(_mark_interrupted, journal)
+    except (ImagegenError, OSError):
+        pass
+    if state == "finished":
+        console.print(
+            f"Interrupted after the session finished; its contact sheet: image-gen.sh --report "
+            f"{session_id}"
+        )
+        return EXIT_INTERRUPTED
+    console.print(f"Interrupted (Ctrl-C). Continue with: image-gen.sh --resume {session_id}")
+    return EXIT_STOPPED
+
+
+async def _mark_interrupted(journal: Journal) -> None:
+    async with journal.writing():
+        await journal.update_session(
+            SessionUpdate(state="stopped", stop_reason="interrupted (Ctrl-C)", owner=None)
+        )
 
 
 async def _link_child(parent: Journal, child_id: str) -> None:
@@ -406,6 +437,19 @@ def continue_session(args: argparse.Namespace, session_id: str, console: Console
         )
     mode = "retry" if args.retry else "resume"
     wanted = parse_job_list(args.job)
+    try:
+        return _continue(args, session_id, mode, wanted, console)
+    except KeyboardInterrupt:
+        return interrupted(args.sessions_dir, session_id, console)
+
+
+def _continue(
+    args: argparse.Namespace,
+    session_id: str,
+    mode: str,
+    wanted: list[str],
+    console: Console,
+) -> int:
     with Journal.open(args.sessions_dir, session_id) as journal:  # takes the lock
         job_ids = parse_job_ids(journal, wanted)  # refused before anything is written
         waiting = [j for j in job_ids if journal.job(j).status == "submitted"]
