@@ -179,7 +179,11 @@ class Outputs:
 
     def temp_path(self, planned: Path, job_id: str, attempt: int) -> Path:
         """The temporary file an attempt's image is written to, beside its final name."""
-        return planned.with_name(f".imagegen-{self.session_id}-{job_id}-a{attempt}.tmp")
+        return planned.with_name(self.temp_name(job_id, attempt))
+
+    def temp_name(self, job_id: str, attempt: int) -> str:
+        """The name (no folder) of :meth:`temp_path`."""
+        return f".imagegen-{self.session_id}-{job_id}-a{attempt}.tmp"
 
     def plan(self, job: Job, when: datetime, variant: int = 1) -> Path:
         """The final path an attempt starting at ``when`` aims for (``NAME-vK.png`` for the

@@ -386,6 +386,39 @@ async def test_a_full_disk_keeps_the_paid_image_stops_the_batch_and_resume_place
 
 
 @pytest.mark.asyncio
+async def test_resume_removes_only_the_temporary_files_a_kill_left_beside_completed_images(
+    workspace: Workspace, clock: VirtualClock
+) -> None:
+    """A kill between a "completed" entry and the removal of the attempt's temporary file
+    leaves a second name of the saved image: resume removes it, and no other file."""
+    from imagegen.outputs import Outputs
+    from imagegen.recovery import recover_interrupted
+
+    jobs = jobs_of(workspace, combos=("C-U-000", "C-U-001"), catalogs=("v1.0",))  # 4 jobs
+    run = await run_jobs(workspace, jobs, FakeProvider(), clock)
+    outputs = Outputs(run.doc["session_id"], run.sessions / "kept", fsync=False)
+    leftovers, kept = [], []
+    for entry in run.doc["jobs"]:
+        final = Path(entry["output"])
+        leftover = outputs.temp_path(final, entry["id"], entry["attempts"])
+        leftover.write_bytes(final.read_bytes())
+        leftovers.append(leftover)
+        # Not a leftover of a completed attempt: another attempt's, another session's.
+        kept.append(outputs.temp_path(final, entry["id"], entry["attempts"] + 1))
+        kept.append(Outputs("2000-01-01-00-00-00", run.sessions).temp_path(final, entry["id"], 1))
+        kept.append(final.with_name(f"{final.stem}-mine.png"))
+    for path in kept:
+        path.write_bytes(b"the user's")
+    with Journal.open(run.sessions, run.doc["session_id"], fsync=False) as journal:
+        async with journal.writing():
+            todo = await recover_interrupted(journal, outputs, providers.get, lambda _n: None)
+    assert todo == []
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.read_bytes() == b"the user's" for p in kept)
+    assert all(Path(e["output"]).is_file() for e in run.doc["jobs"])
+
+
+@pytest.mark.asyncio
 async def test_the_budget_stops_exactly_where_the_arithmetic_says(
     workspace: Workspace, clock: VirtualClock
 ) -> None:

@@ -35,12 +35,16 @@ def now_iso() -> str:
 
 @dataclass(slots=True)
 class Loaded:
-    """A session as read: its state, where the log's last whole line ends (bytes), and whether
-    the snapshot could not be read and the state was rebuilt from the log alone."""
+    """A session as read: its state, where the log's last whole line ends (bytes), whether
+    the snapshot could not be read and the state was rebuilt from the log alone, and the
+    snapshot's size and the log bytes after it (bytes; what decides when the writer next
+    rewrites it)."""
 
     state: SessionState
     offset: int
     rebuilt: bool
+    snapshot_bytes: int = 0
+    logged_since_snapshot: int = 0
 
 
 def _recovery_hint(log: Path) -> str:
@@ -88,9 +92,12 @@ def _read(sessions_dir: Path, session_id: str) -> Loaded:
     state: SessionState | None = None
     offset = 0
     digest = None
+    snapshot_bytes = 0
     if snap.exists():
         try:
-            raw = orjson.loads(snap.read_bytes())
+            text = snap.read_bytes()
+            snapshot_bytes = len(text)
+            raw = orjson.loads(text)
         except orjson.JSONDecodeError:
             raw = None  # rebuilt from the event log below; the damaged file is left alone
         except OSError as exc:
@@ -142,7 +149,9 @@ def _read(sessions_dir: Path, session_id: str) -> Loaded:
     if state is None:
         raise InputError(f"{snap}: cannot be read and {log} is empty")
     end = offset + len(data) - len(data.rsplit(b"\n", 1)[-1])
-    return Loaded(state, end, rebuilt)
+    if rebuilt:
+        return Loaded(state, end, rebuilt)
+    return Loaded(state, end, rebuilt, snapshot_bytes, end - offset)
 
 
 def _check_same_jobs(fh: object, state: SessionState, snap: Path, log: Path) -> None:

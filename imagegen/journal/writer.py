@@ -123,6 +123,8 @@ class Journal:
         fsync: bool = True,
         clock: Callable[[], float] = time.monotonic,
         damaged_snapshot: Path | None = None,
+        snapshot_bytes: int = 0,
+        logged_since_snapshot: int = 0,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.state = state
@@ -132,11 +134,14 @@ class Journal:
         self._lock = lock
         self._clock = clock
         self._offset = offset
+        # Each job's plan as the snapshot stores it, encoded at the first snapshot: a resume
+        # plans its run without it (jobs never change after planning).
         self._texts: dict[str, str] = {}
-        self._plans = {jid: encode_plan(js.job, self._texts) for jid, js in state.jobs.items()}
-        self._ids_digest = jobs_digest(state.jobs)  # jobs never change after planning
-        self._snapshot_bytes = 0
-        self._logged_since_snapshot = 0
+        self._plans: dict[str, dict[str, Any]] | None = None
+        self._ids_digest = jobs_digest(state.jobs)
+        # The snapshot on disk (0: none yet, rewrite at the first change) and the log after it.
+        self._snapshot_bytes = snapshot_bytes
+        self._logged_since_snapshot = logged_since_snapshot
         self._snapshot_at = clock()
         self._dirty = False
         self._snapshot_retry_at: float | None = None
@@ -196,7 +201,7 @@ class Journal:
             if fsync:
                 fsync_dir(sessions_dir)
             journal._offset = len(line)
-            journal._write_snapshot_sync()
+            journal._snapshot_bytes = journal._write_snapshot_sync()
         except BaseException:
             log.unlink(missing_ok=True)
             snapshot_path(sessions_dir, session_id).unlink(missing_ok=True)
@@ -239,6 +244,8 @@ class Journal:
                 lock,
                 fsync=fsync,
                 damaged_snapshot=damaged,
+                snapshot_bytes=loaded.snapshot_bytes,
+                logged_since_snapshot=loaded.logged_since_snapshot,
             )
         except BaseException:
             lock.release()
@@ -416,11 +423,14 @@ class Journal:
     # -- the snapshot ------------------------------------------------------------------------
 
     def _document(self) -> dict[str, Any]:
+        if self._plans is None:
+            self._plans = {
+                jid: encode_plan(js.job, self._texts) for jid, js in self.state.jobs.items()
+            }
+        plans = self._plans
         doc = encode_header(self.state)
         doc["texts"] = self._texts
-        doc["jobs"] = [
-            self._plans[jid] | encode_progress(js) for jid, js in self.state.jobs.items()
-        ]
+        doc["jobs"] = [plans[jid] | encode_progress(js) for jid, js in self.state.jobs.items()]
         doc["summary"] = self.state.summary().as_dict()
         return doc
 
