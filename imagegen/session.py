@@ -453,4 +453,5 @@ def closing_line(journal: Journal, result: RunResult) -> str:
         )
     if skipped:
         return f"Every job done: {tally}. Journal: {journal.snapshot_path}"
-    return f"All {done} jobs completed. Journal: {journal.snapshot_path}"
+    what = f"All {done} jobs" if done != 1 else "The job"
+    return f"{what} completed. Journal: {journal.snapshot_path}"

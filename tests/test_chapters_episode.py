@@ -141,6 +141,13 @@ def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
         load_episode(tmp_path)
 
 
+def test_a_byte_order_mark_before_the_json_is_ignored(tmp_path: Path) -> None:
+    write_episode(tmp_path, mixed_chapters())
+    path = tmp_path / "chapters.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_episode(tmp_path).episode_id == "ep001"
+
+
 def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
     file = tmp_path / "chapters.json"
     file.write_text('{"schema_version": "1.0",\n  "episode_id": }', encoding="utf-8")

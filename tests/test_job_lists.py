@@ -52,6 +52,24 @@ def test_lists_ranges_and_files_expand_in_order(tmp_path: Path) -> None:
         parse_job_list(f"@{tmp_path / 'missing.txt'}")
 
 
+def test_a_job_file_from_another_editor_reads_the_same_or_is_one_clear_line(
+    tmp_path: Path,
+) -> None:
+    """A byte order mark and CRLF (a Windows editor), lists and ranges on a line; a binary
+    file, a file naming another file."""
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"\xef\xbb\xbf003\r\n007, 009\r\n011-012\r\n")
+    assert parse_job_list(f"@{ids}") == ["003", "007", "009", "011", "012"]
+    binary = tmp_path / "ids.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xd0\xff")
+    with pytest.raises(InputError, match="is not UTF-8 text"):
+        parse_job_list(f"@{binary}")
+    nested = tmp_path / "nested.txt"
+    nested.write_text(f"@{ids}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="names another file"):
+        parse_job_list(f"@{nested}")
+
+
 def test_retry_takes_a_range_and_a_file_and_redoes_exactly_those(
     ws: Workspace, emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -180,6 +180,12 @@ def test_force_makes_the_shot_again_and_keeps_the_old_image_beside_it(
             lambda f: (f / "prompt.json").write_text(json.dumps(["a", "list"])),
             "must be a JSON object",
         ),
+        (
+            lambda f: (f / "prompt.json").write_text(
+                json.dumps({"engineered_prompt": 42, "anchor_image": "anchors/plank.png"})
+            ),
+            "'engineered_prompt' must be text, not int '42'",
+        ),
     ],
 )
 def test_a_malformed_prompt_json_is_one_line_exit_2_and_nothing_is_paid_or_written(
@@ -192,6 +198,21 @@ def test_a_malformed_prompt_json_is_one_line_exit_2_and_nothing_is_paid_or_writt
     assert len(r.err_lines) == 1 and message in r.err and "01-stride" in r.err
     assert emu.requests == 0 and not session_ids(tree)
     assert not (tree / SESSIONS).exists()
+
+
+def test_a_prompt_json_saved_with_a_byte_order_mark_is_read(
+    tree: Path, emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows editors start UTF-8 files with a BOM; the JSON after it is what counts. One
+    shot: the closing line speaks of one job."""
+    folder = shot(tree, "side-plank", "01-left", "Side plank, left.", "anchors/plank.png")
+    data = (folder / "prompt.json").read_bytes()
+    (folder / "prompt.json").write_bytes(b"\xef\xbb\xbf" + data)
+    r = run_cli(capsys, "shots", "side-plank", "--shots-root", str(ROOT), *FAST)
+    assert r.code == 0, r.out + r.err
+    assert image_size(folder / "image.png") == (1024, 1024)
+    assert emu.generated["Side plank, left."] == 1
+    assert "The job completed." in " ".join(r.out.split())
 
 
 def test_unknown_exercise_and_missing_root_are_named(

@@ -250,7 +250,7 @@ def build_parser() -> Parser:
     verbs.add_argument(
         "--job",
         help="with --retry, --upgrade, --report: job ids, e.g. 015 or 003,007,019 or 001-040 "
-        "or @FILE (one id a line)",
+        "or @FILE (ids, lists or ranges, one a line)",
     )
     verbs.add_argument(
         "--status",

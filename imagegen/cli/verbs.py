@@ -52,8 +52,9 @@ BATCH_DEADLINE = 86_400.0
 
 
 def parse_job_list(text: str | None) -> list[str]:
-    """``--job``: ``015``, ``003,007,019``, ranges ``001-040``, or ``@FILE`` (one id a line).
-    Raises InputError for a range that is not two numbers or a file that cannot be read."""
+    """``--job``: ``015``, ``003,007,019``, ranges ``001-040``, or ``@FILE`` (a job a line, or
+    the same forms; ``#`` starts a comment line). Raises InputError for a range that is not two
+    numbers or a file that cannot be read as UTF-8 text."""
     if not text:
         return []
     items: list[str] = []
@@ -63,10 +64,18 @@ def parse_job_list(text: str | None) -> list[str]:
         if part.startswith("@"):
             path = Path(part[1:])
             try:
-                lines = path.read_text(encoding="utf-8").splitlines()
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
             except OSError as exc:
                 raise InputError(f"--job {part}: cannot read {path} ({exc.strerror})") from exc
-            items += [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"--job {part}: {path} is not UTF-8 text; list one job id a line"
+                ) from None
+            for line in (x.strip() for x in lines):
+                if line and not line.startswith(("#", "@")):
+                    items += parse_job_list(line)
+                elif line.startswith("@"):
+                    raise InputError(f"--job {part}: {path} names another file ({line})")
         elif "-" in part and part.replace("-", "").isdigit():
             low, _, high = part.partition("-")
             if not (low.isdigit() and high.isdigit()) or int(low) > int(high):

@@ -21,6 +21,7 @@ the file (exit 2).
 from __future__ import annotations
 
 import argparse
+import codecs
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def read_prompt_file(path: Path) -> dict[str, Any]:
     """A shot's ``prompt.json`` as an object; InputError naming the file if it is not JSON,
     not an object, or has no text ``engineered_prompt``."""
     try:
-        data = orjson.loads(path.read_bytes())
+        # A byte order mark (Windows editors write one) is not part of the JSON.
+        data = orjson.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8))
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from exc
     except orjson.JSONDecodeError as exc:
@@ -93,7 +95,12 @@ def read_prompt_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}: must be a JSON object with engineered_prompt and anchor_image")
     prompt = data.get("engineered_prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(
+            f"{path}: 'engineered_prompt' must be text, not {type(prompt).__name__} "
+            f"{str(prompt)[:40]!r}; put the prompt in quotes"
+        )
+    if not prompt or not prompt.strip():
         raise InputError(f"{path}: 'engineered_prompt' is missing or empty; add the prompt text")
     return data
 

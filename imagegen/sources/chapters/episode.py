@@ -89,7 +89,7 @@ def load_episode(path: Path) -> Episode:
     if path.is_dir():
         path = path / CHAPTERS_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not JSON
     except FileNotFoundError as exc:
         raise EpisodeError(
             path, "", "not found", "run the chapterize stage first, or pass the episode folder"
