@@ -7,7 +7,8 @@ Architecture (one module per concept; three seams carry every extension):
   chapter images (seeds 001/002), YAML imagery specs (seed 004). Each plans typed jobs that
   name their own output and labels; a registry maps ``imagegen SOURCE`` to its module.
 - ``providers/``: providers (the seam): Gemini, Vertex AI, OpenAI, fal, each a light
-  capability/price module and an adapter, the only module that imports its SDK.
+  capability/price module and an adapter that alone imports its SDK (Gemini's in two:
+  ``client`` and ``errors``).
 - ``executors/``: executors (the seam): the online pool (``pool``, with ``limiter`` and
   ``budget``) and the Batch API (``batch``, with ``batch_input``, ``batch_results`` and the
   pure ``batch_plan``); both emit the same journal events (``recording``); ``uploads`` sends

@@ -28,13 +28,8 @@ from imagegen.errors import (
     ServerError,
 )
 from imagegen.providers.base import ImageRequest, Reference
-from imagegen.providers.gemini.client import (
-    ERROR_MAP,
-    STATUS_MAP,
-    GeminiProvider,
-    map_error,
-    read_generation,
-)
+from imagegen.providers.gemini.client import GeminiProvider, read_generation
+from imagegen.providers.gemini.errors import ERROR_MAP, STATUS_MAP, map_error
 
 PRO = "gemini-3-pro-image"
 # Shaped like a real key, so both the exact-key and the pattern scrubbing are exercised.

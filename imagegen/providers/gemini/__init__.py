@@ -13,7 +13,9 @@ Sources (summarised in ``shared/notes/gemini-api.md``):
 - finish and block reasons: Google's ``FinishReason`` and ``BlockedReason`` enums (notes,
   "Outcomes that are HTTP 200 but carry no image").
 
-The adapter that calls the API is :mod:`.client` (the one module that imports google.genai).
+The adapter that calls the API is :mod:`.client`, and :mod:`.errors` names what the SDK raises
+or a batch line reports: only these two import google.genai. :mod:`.batch_lines` writes the
+Batch API's request lines.
 """
 
 from __future__ import annotations

@@ -1,36 +1,26 @@
-"""The Gemini adapter, for the Gemini API and Vertex AI: the one module that imports google.genai
-(and httpx2, and google.auth's errors).
+"""The Gemini adapter, for the Gemini API and Vertex AI: the calls through the google-genai SDK.
 
 It builds a ``generateContent`` request from an
-:class:`~imagegen.providers.base.ImageRequest`, sends it through the google-genai SDK with the
-SDK's own retries off (the runner owns retries), and maps everything the SDK can raise or return
-into :mod:`imagegen.errors` at this boundary:
-
-    google.genai APIError  by HTTP code:  STATUS_MAP, after the special cases of
-                                          :func:`_map_api_error` (a per-day quota, an invalid
-                                          key, 401, 403 billing / API disabled)
-    google.auth errors (Vertex with ADC): :func:`_map_auth_error`
-    transport / parse errors by class:    ERROR_MAP (most specific class wins)
-    HTTP 200 without a usable image:      NoImage, or ServerError for bytes that do not decode
+:class:`~imagegen.providers.base.ImageRequest`, sends it through the SDK with the SDK's own
+retries off (the runner owns retries), reads the answer (an HTTP 200 without a usable image is
+NoImage, bytes that do not decode a ServerError) and maps everything the SDK can raise into
+:mod:`imagegen.errors` at this boundary, through :mod:`.errors` (the tables and rules).
 
 ``GeminiProvider(vertexai=True, ...)`` speaks to Vertex AI through the same SDK client: the SDK
 builds Vertex's routes (``/v1beta1/publishers/google/models/{m}:generateContent`` with an API
 key, ``/v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`` with
 OAuth credentials) and parses Vertex's answers, which keep ``finishMessage`` (the Gemini API's
-converter drops it) and name Vertex-only block reasons (MODEL_ARMOR, JAILBREAK). Vertex's error
-bodies differ in places: a 429 usually carries no RetryInfo, a per-day quota is named in the
-message (``..._per_day_...``), a 403 says BILLING_DISABLED or SERVICE_DISABLED in its ErrorInfo,
-a bad or missing OAuth token is a 401. All are mapped here (:func:`_map_api_error`).
+converter drops it) and name Vertex-only block reasons (MODEL_ARMOR, JAILBREAK); its error
+bodies differ in places, which :mod:`.errors` handles.
 
 For the Gemini API only, it also carries the Files API and the Batch API (issue 15): uploads
 streamed from a path, a batch created from an uploaded JSONL file, polled, listed by display
 name, cancelled, and its result file streamed to disk; a result line is read by the same code as
 an online answer, and a per-request error (a ``google.rpc.Code`` number) is mapped through the
-same table as an HTTP status (:data:`RPC_TO_HTTP`). A 403 that names a file ("You do not have
-permission to access the File X or it may not exist": an uploaded reference that expired or that
-the service lost) is :class:`~imagegen.errors.FileGone`, not a batch stop: uploading it again
-fixes it. Vertex has no Files API (its batches read Cloud Storage): its provider info offers
-neither uploads nor ``--batch`` (:attr:`~imagegen.providers.ProviderInfo.file_store`,
+same table as an HTTP status (:data:`.errors.RPC_TO_HTTP`). A reference the service lost is
+:class:`~imagegen.errors.FileGone`, not a batch stop: uploading it again fixes it. Vertex has no
+Files API (its batches read Cloud Storage): its provider info offers neither uploads nor
+``--batch`` (:attr:`~imagegen.providers.ProviderInfo.file_store`,
 :attr:`~imagegen.providers.ProviderInfo.has_batch`), so nothing calls these on a Vertex client.
 
 :class:`GeminiTextWriter` sends text-only requests to a text model through the same SDK, with
@@ -47,7 +37,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import math
 import re
 import ssl
@@ -71,19 +60,17 @@ from ... import secrets
 from ...errors import (
     AttemptTimeout,
     BadRequest,
-    BatchStop,
     FileGone,
     InputError,
     NoImage,
     NoText,
     ProviderError,
-    RateLimited,
     ServerError,
 )
 from ...images import probe, sniff
 from ..base import Checkpoint, Generation, ImageRequest, TextGeneration, Usage
 from ..batch import BatchStatus, RemoteFile, ResultLine
-from . import batch_lines, pixel_size
+from . import batch_lines, errors, pixel_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
 # The SDK's own default for Vertex, pinned so GOOGLE_GENAI_API_VERSION cannot move it: Vertex
@@ -98,60 +85,6 @@ VERTEX_DEFAULT_LOCATION = "global"
 # that only fires if the scope somehow does not (and it sets X-Server-Timeout for the server).
 SDK_TIMEOUT_MARGIN = 1.0
 
-#: HTTP status code -> (our error type, BatchStop reason). Codes not listed: other 4xx are
-#: BadRequest, other 5xx (and anything else that is not 200) ServerError. 429 with a per-day
-#: quota, 400 with ErrorInfo ``API_KEY_INVALID`` and 403 with an ErrorInfo reason in
-#: FORBIDDEN_REASONS are decided before this.
-STATUS_MAP: Final[Mapping[int, tuple[type[ProviderError], str | None]]] = {
-    400: (BadRequest, None),
-    401: (BatchStop, "invalid_key"),  # no or a bad credential: every other call would fail too
-    403: (BatchStop, "permission_denied"),
-    404: (BatchStop, "model_not_found"),
-    408: (ServerError, None),
-    429: (RateLimited, None),
-    500: (ServerError, None),
-    502: (ServerError, None),
-    503: (ServerError, None),
-    504: (ServerError, None),
-}
-
-#: ErrorInfo reasons of a 403 -> the BatchStop reason (Google's ``google.rpc.ErrorInfo`` reasons;
-#: Vertex answers a project without billing or without the Vertex AI API this way).
-FORBIDDEN_REASONS: Final[Mapping[str, str]] = {
-    "BILLING_DISABLED": "billing_disabled",
-    "SERVICE_DISABLED": "api_disabled",
-    "CONSUMER_INVALID": "permission_denied",
-    "IAM_PERMISSION_DENIED": "permission_denied",
-}
-#: What to do about each BatchStop reason, appended to the message (one readable line).
-STOP_HINTS: Final[Mapping[str, str]] = {
-    "billing_disabled": "enable billing for the project in the Google Cloud console",
-    "api_disabled": "enable the Vertex AI API (aiplatform.googleapis.com) for the project",
-    "no_credentials": "run `gcloud auth application-default login` or set "
-    "GOOGLE_APPLICATION_CREDENTIALS, or use an API key (GOOGLE_API_KEY)",
-    "invalid_credentials": "renew them with `gcloud auth application-default login`",
-}
-
-#: Exceptions other than APIError that the SDK call can raise -> (our error type, what it means).
-#: Looked up along the exception's MRO, so the most specific entry wins (as httpx maps httpcore).
-ERROR_MAP: Final[Mapping[type[BaseException], tuple[type[ProviderError], str]]] = {
-    # anyio.fail_after's deadline (and aiohttp's timeout, should the SDK ever use aiohttp).
-    TimeoutError: (AttemptTimeout, "no answer in time"),
-    # ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: the SDK's backstop timeout.
-    httpx2.TimeoutException: (AttemptTimeout, "no answer in time"),
-    # ConnectError, ReadError, WriteError, RemoteProtocolError (a dropped connection), ...
-    httpx2.TransportError: (ServerError, "the connection failed"),
-    # A compressed body that does not decompress: a corrupt transfer.
-    httpx2.DecodingError: (ServerError, "the response body does not decode"),
-    # TooManyRedirects and anything else httpx2 adds later: a failed exchange, not our bug.
-    httpx2.RequestError: (ServerError, "the HTTP exchange failed"),
-    # HTTP 200 whose body is not JSON (the SDK calls json.loads on it).
-    json.JSONDecodeError: (ServerError, "the response body is not JSON"),
-    genai_errors.UnknownApiResponseError: (ServerError, "the response body is not JSON"),
-    # JSON that does not fit GenerateContentResponse.
-    pydantic.ValidationError: (ServerError, "the response does not fit the API schema"),
-}
-
 # httpx2 keeps 20 idle connections by default: with more calls in flight than that, every call
 # past the 20th would open a new TCP (and, against Google, TLS) connection and close it after.
 KEEPALIVE = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
@@ -163,42 +96,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Models that take no image_size (notes, "Models": 2.5 Flash has one fixed size; the brief says
 # the same of 3.1 Flash).
 _NO_IMAGE_SIZE = re.compile(r"-flash-")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
-# Google API keys look like "AIza" + 35 characters, OAuth access tokens "ya29." + more; also
-# scrub any ?key= query in a URL.
-_KEY_PATTERNS = (
-    re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
-    re.compile(r"ya29\.[0-9A-Za-z_\-.]+"),
-    re.compile(r"(?<=[?&]key=)[^&\s'\"]+"),
-)
-# A per-day quota: the Gemini API names it in QuotaFailure ("...PerDay..."), Vertex in the
-# metric or the message ("..._per_day_...").
-_PER_DAY = re.compile(r"per_?day", re.IGNORECASE)
-_MAX_MESSAGE = 400
-
-#: google.rpc.Code (a per-request error in a batch's results) -> the HTTP status the same
-#: error has online, so that both go through one table (google.rpc code.proto's mapping).
-RPC_TO_HTTP: Final[Mapping[int, int]] = {
-    1: 499,  # CANCELLED
-    2: 500,  # UNKNOWN
-    3: 400,  # INVALID_ARGUMENT
-    4: 504,  # DEADLINE_EXCEEDED
-    5: 404,  # NOT_FOUND
-    6: 409,  # ALREADY_EXISTS
-    7: 403,  # PERMISSION_DENIED
-    8: 429,  # RESOURCE_EXHAUSTED
-    9: 400,  # FAILED_PRECONDITION
-    10: 409,  # ABORTED
-    11: 400,  # OUT_OF_RANGE
-    12: 501,  # UNIMPLEMENTED
-    13: 500,  # INTERNAL
-    14: 503,  # UNAVAILABLE
-    15: 500,  # DATA_LOSS
-    16: 401,  # UNAUTHENTICATED
-}
-#: The service's words for a file it does not have (any more): field reports quoted in
-#: :mod:`imagegen.emulator.filestore`.
-_FILE_GONE = re.compile(r"access the File (\S+?) or it may not exist")
 #: JOB_STATE_* -> our state (providers/batch.py SERVICE_STATES). A partial success has a
 #: result file like a success; the transitional states count as still running.
 _JOB_STATES: Final[Mapping[str, str]] = {
@@ -280,7 +177,7 @@ class GeminiProvider:
         except TimeoutError as exc:
             raise AttemptTimeout(f"no answer within {request.timeout:g} s") from exc
         except Exception as exc:
-            mapped = map_error(exc, model=request.model, api_key=self._api_key)
+            mapped = errors.map_error(exc, model=request.model, api_key=self._api_key)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -379,10 +276,10 @@ class GeminiProvider:
         error = item.get("error")
         if isinstance(error, dict):
             code = error.get("code")
-            http = RPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
+            http = errors.RPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
             details = error.get("details") if isinstance(error.get("details"), list) else []
-            message = _one_line(str(error.get("message") or ""))
-            return ResultLine(key, error=self._map_status(http, "", message, details, ""))
+            message = errors.one_line(str(error.get("message") or ""))
+            return ResultLine(key, error=self._map_status_for(http, "", message, details, ""))
         raw = item.get("response")
         if not isinstance(raw, dict):
             return ResultLine(key, error=ServerError("the result line has no response"))
@@ -401,10 +298,10 @@ class GeminiProvider:
     def _mapped(self, what: str, seconds: float, *, model: str = "") -> _MappedCall:
         return _MappedCall(self, what, seconds, model)
 
-    def _map_status(
+    def _map_status_for(
         self, code: int, status: str, message: str, details: Any, model: str
     ) -> ProviderError:
-        return _map_status(code, status, message, details, model=model, api_key=self._api_key)
+        return errors.map_status(code, status, message, details, model=model, api_key=self._api_key)
 
     async def aclose(self) -> None:
         """Close the SDK clients and the connection pool."""
@@ -457,7 +354,7 @@ class GeminiTextWriter:
         except TimeoutError as exc:
             raise AttemptTimeout(f"no answer within {timeout:g} s") from exc
         except Exception as exc:
-            mapped = map_error(exc, model=model, api_key=self._api_key)
+            mapped = errors.map_error(exc, model=model, api_key=self._api_key)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -589,17 +486,17 @@ class _MappedCall:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, ProviderError):
             return
         if isinstance(exc, genai_errors.APIError):
-            mapped: ProviderError | None = _map_status(
+            mapped: ProviderError | None = errors.map_status(
                 exc.code,
                 exc.status or "",
-                _one_line(str(exc.message or "")),
-                _error_details(exc.details),
+                errors.one_line(str(exc.message or "")),
+                errors.error_details(exc.details),
                 model=self._model,
                 api_key=self._provider._api_key,
                 calls_model=bool(self._model),
             )
         else:
-            mapped = map_error(exc, model=self._model, api_key=self._provider._api_key)
+            mapped = errors.map_error(exc, model=self._model, api_key=self._provider._api_key)
         if mapped is not None:
             mapped.args = (f"{self._what}: {mapped}",)
             raise mapped from exc
@@ -623,7 +520,7 @@ def _batch_status(job: types.BatchJob) -> BatchStatus:
         raise ServerError("the Batch API answered without a batch name")
     state = _JOB_STATES.get(_name(job.state) if job.state is not None else "", "pending")
     created = job.create_time.timestamp() if job.create_time is not None else None
-    error = _one_line(str(job.error.message or "")) if job.error is not None else None
+    error = errors.one_line(str(job.error.message or "")) if job.error is not None else None
     return BatchStatus(
         job.name,
         job.display_name or "",
@@ -716,7 +613,9 @@ def pick_image(
     if feedback is not None and feedback.block_reason is not None:
         block = _name(feedback.block_reason)
         said = (
-            f": {_one_line(feedback.block_reason_message)}" if feedback.block_reason_message else ""
+            f": {errors.one_line(feedback.block_reason_message)}"
+            if feedback.block_reason_message
+            else ""
         )
         raise NoImage(f"the prompt was blocked ({block}){said}", reason=f"PROMPT_BLOCKED:{block}")
     if not response.candidates:
@@ -738,7 +637,9 @@ def pick_image(
     if not final:
         text = " ".join(p.text for p in parts if p.text and not p.thought)
         if text and finish in (None, "STOP"):
-            raise NoImage(f"no image, the model answered: {_one_line(text)}", reason="TEXT_ONLY")
+            raise NoImage(
+                f"no image, the model answered: {errors.one_line(text)}", reason="TEXT_ONLY"
+            )
         reason = finish or "NO_IMAGE"
         raise NoImage(f"no image (finish reason {reason}){_said(candidate)}", reason=reason)
     if len(final) > 1 and want is not None:
@@ -759,7 +660,7 @@ def _said(candidate: types.Candidate) -> str:
     ]
     text = f" [{', '.join(blocked)}]" if blocked else ""
     if candidate.finish_message:
-        text += f": {_one_line(candidate.finish_message)}"
+        text += f": {errors.one_line(candidate.finish_message)}"
     return text
 
 
@@ -780,161 +681,6 @@ def read_usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage
     )
 
 
-def map_error(exc: BaseException, *, model: str, api_key: str = "") -> ProviderError | None:
-    """Our error for an exception out of the SDK call, or None if it is not a known kind.
-
-    The message is one line, at most ~400 characters, with ``api_key`` (and anything shaped
-    like a Google API key or OAuth token) removed.
-    """
-    if isinstance(exc, genai_errors.APIError):
-        return _map_api_error(exc, model=model, api_key=api_key)
-    if isinstance(exc, google.auth.exceptions.GoogleAuthError):
-        return _map_auth_error(exc, api_key=api_key)
-    for cls in type(exc).__mro__:
-        if cls in ERROR_MAP:
-            target, meaning = ERROR_MAP[cls]
-            return target(_scrub(f"{meaning} ({_cause(exc)})", api_key))
-    return None
-
-
-def _cause(exc: BaseException) -> str:
-    detail = _one_line(str(exc))
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
-def _stop(line: str, reason: str) -> BatchStop:
-    hint = STOP_HINTS.get(reason)
-    return BatchStop(f"{line}; {hint}" if hint else line, reason=reason)
-
-
-def _map_api_error(exc: genai_errors.APIError, *, model: str, api_key: str) -> ProviderError:
-    return _map_status(
-        exc.code,
-        exc.status or "",
-        _one_line(str(exc.message or "")),
-        _error_details(exc.details),
-        model=model,
-        api_key=api_key,
-    )
-
-
-def _map_status(
-    code: int,
-    status: str,
-    message: str,
-    details: list[dict[str, Any]],
-    *,
-    model: str,
-    api_key: str,
-    calls_model: bool = True,
-) -> ProviderError:
-    """Our error for an HTTP error (or a batch line's error, its rpc code as HTTP): the
-    special cases first, then :data:`STATUS_MAP`. ``calls_model`` False (a Files or Batch API
-    call about a file or a batch, not a model) makes a 404 a BadRequest, not a stop."""
-    head = f"HTTP {code} {status}".rstrip()
-    line = _scrub(f"{head}: {message}" if message else head, api_key)
-    retry_after = _retry_after(details)
-    gone = _FILE_GONE.search(message)
-    if code == 403 and gone:
-        name = gone.group(1)
-        return FileGone(line, name=name if name.startswith("files/") else f"files/{name}")
-    if code == 404 and not calls_model:
-        return BadRequest(line)
-    reasons = _reasons(details)
-
-    if code == 429:
-        # Vertex names a per-day quota in its message; the Gemini API in QuotaFailure.
-        per_day = [q for q in _quota_ids(details) if _PER_DAY.search(q)]
-        if per_day or _PER_DAY.search(message):
-            which = f" (per-day quota {per_day[0]})" if per_day else ""
-            return BatchStop(f"{line}{which}", reason="quota_per_day")
-    if code == 400 and "API_KEY_INVALID" in reasons:
-        return BatchStop(line, reason="invalid_key")
-    if code == 403:
-        forbidden = [FORBIDDEN_REASONS[r] for r in sorted(reasons) if r in FORBIDDEN_REASONS]
-        return _stop(line, forbidden[0] if forbidden else "permission_denied")
-    if code == 404:
-        line = _scrub(f"{head}: model {model!r} is not available: {message}", api_key)
-        return BatchStop(line, reason="model_not_found")
-
-    target, reason = STATUS_MAP.get(code, (BadRequest if 400 <= code < 500 else ServerError, None))
-    if target is BatchStop:
-        return _stop(line, reason or "stopped")
-    return target(line, retry_after=retry_after)
-
-
-def _map_auth_error(exc: google.auth.exceptions.GoogleAuthError, *, api_key: str) -> ProviderError:
-    """Vertex with application-default credentials: loading or refreshing them failed.
-
-    No credentials to be found, or a refresh the token server refused, stop the batch (every
-    call would fail alike); a refresh that could not reach the token server, or that the
-    server says is worth retrying, is a retryable ServerError.
-    """
-    cause = _cause(exc)
-    if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
-        return _stop(
-            _scrub(f"no application-default credentials ({cause})", api_key), "no_credentials"
-        )
-    if isinstance(exc, google.auth.exceptions.TimeoutError):
-        return AttemptTimeout(_scrub(f"the token server did not answer in time ({cause})", api_key))
-    if isinstance(exc, google.auth.exceptions.TransportError) or getattr(exc, "retryable", False):
-        return ServerError(_scrub(f"the credentials could not be refreshed ({cause})", api_key))
-    return _stop(_scrub(f"the credentials were refused ({cause})", api_key), "invalid_credentials")
-
-
-def _error_details(body: Any) -> list[dict[str, Any]]:
-    """The ``error.details`` list of a Google error body (APIError.details is the whole body)."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        details = inner.get("details") if isinstance(inner, dict) else None
-        if isinstance(details, list):
-            return [d for d in details if isinstance(d, dict)]
-    return []
-
-
-def _retry_after(details: list[dict[str, Any]]) -> float | None:
-    """Seconds from google.rpc.RetryInfo.retryDelay ("58s", "1.5s"); None when absent."""
-    for detail in details:
-        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            match = _DURATION.match(str(detail.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
-
-
-def _quota_ids(details: list[dict[str, Any]]) -> list[str]:
-    """Each QuotaFailure violation's ``quotaId`` (the Gemini API), else its ``quotaMetric``."""
-    return [
-        str(violation.get("quotaId") or violation.get("quotaMetric") or "")
-        for detail in details
-        if str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure")
-        for violation in detail.get("violations") or []
-        if isinstance(violation, dict)
-    ]
-
-
-def _reasons(details: list[dict[str, Any]]) -> set[str]:
-    return {
-        str(d.get("reason"))
-        for d in details
-        if str(d.get("@type", "")).endswith("google.rpc.ErrorInfo")
-    }
-
-
 def _name(value: enum.Enum | str) -> str:
     """The wire name of an SDK enum (unknown values keep their raw string)."""
     return str(value.value) if isinstance(value, enum.Enum) else str(value)
-
-
-def _one_line(text: str) -> str:
-    # Redacted before it is cut: a key echoed near the cut must not leave a part behind.
-    return secrets.one_line(text, _MAX_MESSAGE)
-
-
-def _scrub(text: str, api_key: str) -> str:
-    # A key of a few characters (a test's "k") would mangle every message; real keys are long.
-    if len(api_key) >= 8:
-        text = text.replace(api_key, "***")
-    for pattern in _KEY_PATTERNS:
-        text = pattern.sub("***", text)
-    return text
