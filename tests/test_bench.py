@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from PIL import Image
 
 from imagegen import bench
 from imagegen.executors.limiter import Limits
@@ -93,3 +94,21 @@ def test_quick_report_scenario_times_the_sheet_three_ways(
     assert all(r["ok"] for r in rows if r["measure"].endswith("jobs completed"))
     thumbs = list(tmp_path.glob("report/sessions/*-report/thumbs/*.jpg"))
     assert len(thumbs) == 30 + 3  # every job's image and the three shared references
+
+
+def test_quick_bigref_scenario_runs_the_command_line_with_huge_references(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--quick --scenario bigref``: both runs, small and huge references, complete through the
+    command line, uploaded and inline (their peak memory is reported, not asserted here)."""
+    code = bench.main(["--quick", "--json", "--workdir", str(tmp_path), "--scenario", "bigref"])
+    rows = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert code in (0, 1)
+    exits = [r for r in rows if "exit code" in r["measure"]]
+    assert len(exits) == 4 and all(r["value"] == 0 for r in exits)
+    peaks = [r for r in rows if r["measure"].endswith(": peak memory")]
+    assert len(peaks) == 4 and all(r["value"] > 0 for r in peaks)
+    with Image.open(
+        tmp_path / "big" / "combos" / "Hoodie_combo" / "Orange_UI_Combos" / "C-U-009" / "ui.png"
+    ) as img:
+        assert img.size == (3000, 3000)

@@ -19,6 +19,9 @@ Scenarios (sizes of the full run; ``--quick`` in :data:`QUICK`):
   (no SDK, no HTTP) measure the runner alone, median of 3 runs.
 - ``large``: 60 jobs at 4K (collage images), 3 in flight: peak memory against the process
   baseline plus three decoded 4K images.
+- ``bigref`` (issue 11, :mod:`.bigref`): 3 jobs whose combo holds a 12,000 x 12,000 JPEG and
+  PNG reference, run through the command line in a child process, references uploaded and
+  inline: its peak memory over the same run with small references.
 - ``reads``: ``--status ID`` and ``--resume`` planning on a 10,000-job session left as a crash
   leaves it (snapshot behind the log, jobs still ``running``); in-process and in a fresh process.
 - ``storm``: 60 jobs, a third answered 429 with ``retryDelay`` 1 s on their first attempt:
@@ -40,8 +43,8 @@ machine the host may give CPU time to others ("steal"); the scenarios that measu
 share, since CPU numbers measured under a high share come out inflated.
 
 Modules: :mod:`.harness` (sizes, rows, one batch through the runner), :mod:`.scenarios`,
-:mod:`.sheet` (the ``report`` scenario), and this one (worker processes, the table, the
-command line).
+:mod:`.sheet` (the ``report`` scenario), :mod:`.bigref`, and this one (worker processes, the
+table, the command line).
 """
 
 from __future__ import annotations

@@ -30,7 +30,17 @@ from ..outputs import Outputs
 from ..providers.base import Checkpoint, Generation, ImageProvider, ImageRequest
 from ..retry import RetryPolicy
 
-SCENARIOS = ("slots", "scale", "large", "reads", "storm", "report", "photos", "batch")
+SCENARIOS = (
+    "slots",
+    "scale",
+    "large",
+    "bigref",
+    "reads",
+    "storm",
+    "report",
+    "photos",
+    "batch",
+)
 MODEL = "gemini-3-pro-image"
 UNLIMITED_RPM = 1_000_000_000
 MB = 1_000_000
@@ -65,6 +75,7 @@ class Sizes:
     storm_jitter: float = 0.05
     stub_repeats: int = 3
     report_jobs: int = 1000
+    bigref_side: int = 12_000  # pixels
 
 
 FULL = Sizes()
@@ -84,6 +95,7 @@ QUICK = Sizes(
     storm_delay=0.3,
     stub_repeats=1,
     report_jobs=30,
+    bigref_side=3_000,
 )
 
 

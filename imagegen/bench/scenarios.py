@@ -25,6 +25,7 @@ from ..outputs import Outputs
 from ..recovery import recover_interrupted
 from ..retry import RetryPolicy
 from .batch_scenarios import scenario_batch, scenario_photos
+from .bigref import scenario_bigref
 from .harness import (
     MB,
     UNLIMITED_RPM,
@@ -439,6 +440,7 @@ RUNNERS = {
     "slots": scenario_slots,
     "scale": scenario_scale,
     "large": scenario_large,
+    "bigref": scenario_bigref,  # issue 11, item 10 (.bigref)
     "reads": scenario_reads,
     "storm": scenario_storm,
     "photos": scenario_photos,  # issue 15 (.batch_scenarios)
