@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -259,6 +260,42 @@ def test_preparing_a_thumbnail_never_raises(tmp_path: Path) -> None:
     assert not list((tmp_path / "S-report" / "thumbs").iterdir())
     (tmp_path / "blocked-report").write_text("a file where the folder goes")
     prepare_thumbnails(tmp_path, "blocked", broken)
+
+
+def test_thumbnail_threads_decode_within_the_pixel_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large PNG references (no reduced decode) are decoded in turn, not all at once: with a
+    budget of one and a half images, never two images' pixels at the same time, and every
+    thumbnail is still made."""
+    from imagegen.report import thumbs
+
+    sources = []
+    for n in range(24):
+        path = tmp_path / f"ref-{n}.png"
+        Image.new("RGB", (1000, 1000), (n * 10, 80, 160)).save(path, compress_level=0)
+        sources.append((path, thumbs.REFERENCE_BOX))
+    monkeypatch.setattr(thumbs, "_DECODING", thumbs._PixelBudget(1_500_000))
+    decoding: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+    real = Image.Image.thumbnail
+
+    def counted(self: Image.Image, *args: Any, **kwargs: Any) -> None:
+        pixels = self.width * self.height  # before: thumbnail() shrinks the image in place
+        with lock:
+            decoding.append(pixels)
+            most[0] = max(most[0], sum(decoding))
+        try:
+            real(self, *args, **kwargs)
+        finally:
+            with lock:
+                decoding.remove(pixels)
+
+    monkeypatch.setattr(Image.Image, "thumbnail", counted)
+    made = thumbs.make_thumbnails(sources, tmp_path / "thumbs", workers=8)
+    assert all(t.name and t.width == 120 for t in made.values())
+    assert most[0] == 1_000_000
 
 
 def test_unknown_session_is_an_input_error(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,38 @@ class TooLarge(ValueError):
     """The source is too large to decode for a thumbnail."""
 
 
+#: Pixels decoded at once by all thumbnail threads together (~3-4 bytes each, so ~250 MB): the
+#: run's thumbnails after each save and a report build's pool (up to 16 threads) take turns
+#: when large PNG references would otherwise all be decoded at the same time.
+DECODE_BUDGET_PIXELS = 60_000_000
+
+
+class _PixelBudget:
+    """A counting semaphore over pixels: :meth:`hold` waits until ``pixels`` (at most the whole
+    budget) are free."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._free = total
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        need = min(pixels, self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= need)
+            self._free -= need
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += need
+                self._changed.notify_all()
+
+
+_DECODING = _PixelBudget(DECODE_BUDGET_PIXELS)
+
+
 def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
     """Write ``source`` fitted into a ``box`` pixel square as a JPEG at ``dest``; returns its
     (width, height) in pixels. Transparency is flattened on white; EXIF rotation is applied.
@@ -69,10 +102,11 @@ def render_thumbnail(source: Path, dest: Path, box: int) -> tuple[int, int]:
         img.draft(None, (box, box))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
         if img.width * img.height > MAX_DECODE_PIXELS:
             raise TooLarge(f"{img.width}x{img.height}")
-        # reducing_gap 1.0: an integer box reduction, then Lanczos for the rest; ~2.5x faster
-        # than the default at 1K and indistinguishable at thumbnail size.
-        img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=1.0)
-        small = ImageOps.exif_transpose(img)
+        with _DECODING.hold(img.width * img.height):  # the decode happens in thumbnail()
+            # reducing_gap 1.0: an integer box reduction, then Lanczos for the rest; ~2.5x
+            # faster than the default at 1K and indistinguishable at thumbnail size.
+            img.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=1.0)
+            small = ImageOps.exif_transpose(img)
     if small.mode in ("RGBA", "LA", "PA") or "transparency" in small.info:
         rgba = small.convert("RGBA")
         small = Image.new("RGB", rgba.size, (255, 255, 255))
