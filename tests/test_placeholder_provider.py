@@ -18,7 +18,8 @@ from imagegen.images import sniff
 from imagegen.journal import Journal
 from imagegen.model import Job, JobState
 from imagegen.providers.base import ImageRequest
-from imagegen.providers.placeholder import PlaceholderProvider, describe, parse_pixels
+from imagegen.providers.placeholder import PlaceholderProvider, parse_pixels
+from imagegen.providers.placeholder.draw import describe
 from imagegen.retry import RetryPolicy
 from imagegen.session import api_key
 

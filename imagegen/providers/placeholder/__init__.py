@@ -23,19 +23,8 @@ import anyio
 from ...errors import BadRequest, InputError
 from .. import PoolDefaults, ProviderInfo
 from ..base import Checkpoint, Generation, ImageProvider, ImageRequest, Usage
-from .draw import PLACEHOLDER_VERSION, Placeholder, describe, draw_placeholder
 
-__all__ = [
-    "INFO",
-    "MODELS",
-    "PLACEHOLDER_VERSION",
-    "Placeholder",
-    "PlaceholderProvider",
-    "describe",
-    "draw_placeholder",
-    "parse_pixels",
-    "pixel_quality",
-]
+__all__ = ["INFO", "MODELS", "PlaceholderProvider", "parse_pixels", "pixel_quality"]
 
 MODELS = ("plain", "title_card", "talking_head")
 #: Bounds of a drawn placeholder's edges, in pixels (Pillow would draw more; nobody needs it).
@@ -97,6 +86,10 @@ class PlaceholderProvider:
             raise BadRequest(problem)
         size = parse_pixels(request.quality)
         assert size is not None  # validated above
+        # Pillow's drawing and fonts load with the first placeholder, not with the registry
+        # (every command reads each provider's key variables; --status draws nothing).
+        from .draw import PLACEHOLDER_VERSION, draw_placeholder
+
         try:
             # Drawing and PNG encoding take ~50 ms at 1920x1080: off the event loop.
             drawn = await anyio.to_thread.run_sync(

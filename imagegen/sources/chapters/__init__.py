@@ -29,7 +29,7 @@ How a run goes (the source is :mod:`.source`; runner, journal and views are the 
 Nothing here calls the network but the text model's step; everything else is pure or file I/O.
 """
 
-from ...providers.placeholder import Placeholder, draw_placeholder
+from ...providers.placeholder.draw import Placeholder, draw_placeholder
 from .api import generate_images, generate_images_sync
 from .config import EpisodeConfig, TextSpend
 from .episode import (

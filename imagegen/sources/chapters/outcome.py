@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ...model import JSON, JobState
-from ...providers.placeholder import describe
+from ...providers.placeholder.draw import describe
 from .jobs import TEMPLATE_METHOD
 from .jsonfile import iso_utc
 from .manifest import EntryStatus, ImageEntry

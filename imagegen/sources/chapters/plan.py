@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ...errors import InputError
-from ...providers.placeholder import PLACEHOLDER_VERSION
+from ...providers.placeholder.draw import PLACEHOLDER_VERSION
 from .episode import Chapter, Episode
 from .jsonfile import JSON, digest
 from .manifest import EntryStatus, Manifest

@@ -18,10 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ...errors import InputError
-from ...references import IMAGE_EXTENSIONS, check_reference
 
 ALIAS_FILE = "wardrobes.toml"
 DESCRIPTION_FILE = "wardrobe.txt"
@@ -156,6 +153,9 @@ def _aspect(path: Path, value: str) -> str:
 
 def load_combo(wardrobe: str, ui_style: str, path: Path) -> Combo:
     """Read one combo folder: its reference images in role order and its wardrobe description."""
+    # Here, not at the top: every command builds the combos options, few plan (Pillow, PyYAML).
+    from ...references import IMAGE_EXTENSIONS, check_reference
+
     # A dangling link with an image name is an error, not a silently missing garment.
     refs = [
         ReferenceFile(p.stem.lower(), p)
@@ -235,6 +235,8 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
             f"{path}: front matter opened with '---' is never closed; add a '---' line"
         )
     head, body = parts[0][3:], parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    import yaml  # see load_combo
+
     try:
         # BaseLoader keeps every scalar a string: YAML 1.1 would read "aspect: 4:5" as 245.
         meta = yaml.load(head, Loader=yaml.BaseLoader) or {}
