@@ -91,3 +91,33 @@ def test_every_sdk_follows_the_variables_the_standalone_emulator_prints(tmp_path
     assert "/v1/images/edits -> 200" in log
     assert "/fal-ai/nano-banana-pro/edit -> 200" in log
     assert not Path(pointers["fal"]["SSL_CERT_FILE"]).exists()  # removed when it stopped
+
+
+def test_kill_stops_the_standalone_emulator_and_removes_its_ca() -> None:
+    """SIGTERM (``kill``, or a shell's background job whose Ctrl-C is ignored) stops it like
+    Ctrl-C: exit 0, the closing line, the throwaway CA's folder gone."""
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "imagegen", "emulator", "--port", "0", "--tls", "--tls-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert emulator.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Render:"):
+            line = emulator.stdout.readline()
+            assert line, "the emulator exited early"
+            lines.append(line.rstrip("\n"))
+        ca = Path(exports(lines)["fal"]["SSL_CERT_FILE"])
+        assert ca.is_file()
+        emulator.send_signal(signal.SIGTERM)
+        out, _ = emulator.communicate(timeout=10)
+    finally:
+        if emulator.poll() is None:
+            emulator.kill()
+        emulator.wait()
+    assert emulator.returncode == 0
+    assert "Emulator stopped after 0 requests." in out
+    assert not ca.parent.exists()

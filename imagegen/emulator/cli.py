@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from .render import RENDER_MODES
 from .server import Emulator
@@ -60,7 +62,7 @@ def serve_forever(
     expected_key: str | None = None,
     tls_port: int | None = None,
 ) -> None:
-    """Run the emulator in the foreground until Ctrl-C (the ``imagegen emulator`` verb).
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM (the ``imagegen emulator`` verb).
 
     With ``tls_port`` (0: any free port), also serve HTTPS there for fal-client. Prints the
     URLs and how to point each SDK at them. Raises ValueError for a bad script file, OSError
@@ -82,10 +84,20 @@ def serve_forever(
         for line in pointing_lines(url, tls_netloc, ca_file):
             print(line)
         print(f"Render: {render}; latency {latency:g} s; Ctrl-C to stop.", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        # `kill` (SIGTERM) stops it as Ctrl-C does, so the CA's temporary folder goes too (a
+        # shell starts background jobs with Ctrl-C ignored).
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     print(f"Emulator stopped after {emulator.requests} requests.")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
