@@ -123,6 +123,12 @@ BROKEN = {
         "custom_id: two/three",
         ["images[1]", "field custom_id: 'two/three' cannot be a file name", "letters, digits"],
     ),
+    "custom_id too long for a file name": (
+        CHAPTER_FILE,
+        "custom_id: two",
+        "custom_id: " + "t" * 101,
+        ["images[1]", "field custom_id: 'ttttt", "cannot be a file name", "up to 100 letters"],
+    ),
     "state of a character not depicted": (
         CHAPTER_FILE,
         "{osk: {expression: grin, clothing: apron}}",

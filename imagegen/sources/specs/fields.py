@@ -15,7 +15,10 @@ from .errors import SpecError
 from .yamlfile import is_null, plain
 
 #: Ids and slugs become file and folder names: letters, digits, ``-``, ``_`` and ``.``.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: An id or slug that names a file or folder: 100 characters at most, so that with ``.png`` and
+#: the ``-NNN`` a second image of the same name gets it stays far inside every file system's
+#: 255-byte limit.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def show(value: Any, limit: int = 40) -> str:
@@ -89,7 +92,7 @@ class Fields:
             raise self.error(
                 field,
                 f"{value!r} cannot be a file name",
-                "use letters, digits, '-', '_' and '.' only, starting with a letter or digit",
+                "use up to 100 letters, digits, '-', '_' and '.', starting with a letter or digit",
             )
         return value
 
