@@ -440,6 +440,24 @@ def test_12_a_read_only_sessions_folder_is_one_line_and_names_no_session(
     assert paid(emu) == 0
 
 
+@pytest.mark.parametrize("source", ["shots", "chapters", "specs"])
+def test_12_a_path_the_planner_cannot_read_is_one_line_exit_2_without_a_resume_hint(
+    cwd: Path, capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    """An OSError while a source reads its inputs (here a name over the file system's limit)
+    is not "cannot write ...; continue with --resume SESSION_ID": no session exists."""
+    too_long = "q" * 300
+    argv = {
+        "shots": ["shots", "--all", "--shots-root", too_long],
+        "chapters": ["chapters", too_long],
+        "specs": ["specs", too_long],
+    }[source]
+    r = run_cli(capsys, *argv, "--offline")
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "File name too long" in r.err and "nothing was started" in r.err
+    assert "--resume" not in r.err and not (cwd / SESSIONS).exists()
+
+
 def test_12_two_starts_in_the_same_second_get_two_sessions(ws: Workspace, emu: Emulator) -> None:
     procs = [spawn(ws.root, emu, *TINY, *FAST, "--new") for _ in range(2)]
     codes = [p.wait(timeout=60) for p in procs]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -341,9 +342,11 @@ def start(
 
     A plan without jobs starts nothing (exit 0). The session's own provider is ``--provider``
     when a job uses it, else the first one its jobs name; every provider named is opened and
-    its key read before anything is written.
+    its key read before anything is written. A file the planning cannot read is InputError
+    (exit 2: no session exists to resume).
     """
-    plan, info = plan_new(source_name, args)
+    with _planning():
+        plan, info = plan_new(source_name, args)
     if not plan.jobs:
         print_notes(plan.notes, console)
         console.print(f"Nothing to generate: {plan.describe}", markup=False, highlight=False)
@@ -352,11 +355,26 @@ def start(
     if args.dry_run:
         print_dry_run(plan, console, max_cost=args.max_cost, as_json=args.json, batch=args.batch)
         return 0
-    ready = prepare_new(source_name, args, plan, info, single=single)
+    with _planning():
+        ready = prepare_new(source_name, args, plan, info, single=single)
     print_notes(ready.plan.notes, console)
     return _create_and_run(
         args.sessions_dir, ready.config, ready.plan, ready.settings, ready.keys, console
     )
+
+
+@contextmanager
+def _planning() -> Iterator[None]:
+    """An OSError while a source reads its inputs (a folder without permission, a name too
+    long) as InputError: one line, exit 2, and no "--resume" hint for a session never made."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise InputError(
+            f"cannot read{where}: {exc.strerror or exc}; check the path and its permissions "
+            "(nothing was started)"
+        ) from exc
 
 
 def create_session(
