@@ -458,6 +458,32 @@ def test_12_a_path_the_planner_cannot_read_is_one_line_exit_2_without_a_resume_h
     assert "--resume" not in r.err and not (cwd / SESSIONS).exists()
 
 
+@pytest.mark.parametrize(
+    "verb",
+    [["--status"], ["--resume"], ["--retry"], ["--report"], ["--upgrade", "--to-quality", "2K"]],
+)
+@pytest.mark.parametrize("session_id", ["q" * 300, "../../etc/passwd"])
+def test_12_a_session_id_that_is_a_path_or_too_long_is_no_session(
+    cwd: Path, capsys: pytest.CaptureFixture[str], verb: list[str], session_id: str
+) -> None:
+    """Not 'cannot write sessions/...-session.json: File name too long ... continue with
+    --resume' (exit 3) for a session id typed wrong."""
+    (cwd / SESSIONS).mkdir()  # the sessions of earlier runs are there
+    r = run_cli(capsys, verb[0], session_id, *verb[1:])
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "no session" in r.err and "see imagegen --status" in r.err
+    assert not list((cwd / SESSIONS).iterdir())
+
+
+def test_12_a_sessions_folder_that_cannot_be_read_is_named(
+    cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["--status"], ["--status", "2026-01-01-00-00-00"]):
+        r = run_cli(capsys, *argv, "--sessions-dir", "q" * 300)
+        assert r.code == 2 and len(r.err_lines) == 1, r.err
+        assert "cannot read the sessions folder" in r.err and "--sessions-dir" in r.err
+
+
 def test_12_two_starts_in_the_same_second_get_two_sessions(ws: Workspace, emu: Emulator) -> None:
     procs = [spawn(ws.root, emu, *TINY, *FAST, "--new") for _ in range(2)]
     codes = [p.wait(timeout=60) for p in procs]

@@ -7,6 +7,7 @@ stays light to import. The file format is described in :mod:`imagegen.journal`.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,9 +86,31 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: What a session id can be: the start time ("2025-01-15-14-30-00", "-2" for a second one in
+#: the same second) or any name of the same characters; never a path.
+_SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
+
+
+def check_session_id(sessions_dir: Path, session_id: str) -> None:
+    """InputError unless ``session_id`` could name a session (a typo, a path, 300 characters)."""
+    if not _SESSION_ID.fullmatch(session_id):
+        raise InputError(
+            f"no session {str(session_id)[:70]!r} in {sessions_dir}: a session id is its start "
+            "time, like 2025-01-15-14-30-00; see imagegen --status"
+        )
+
+
 def _read(sessions_dir: Path, session_id: str) -> Loaded:
+    check_session_id(sessions_dir, session_id)
     snap, log = snapshot_path(sessions_dir, session_id), events_path(sessions_dir, session_id)
-    if not snap.exists() and not log.exists():
+    try:
+        found = snap.exists() or log.exists()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the sessions folder {sessions_dir}: {exc.strerror or exc}; check "
+            "--sessions-dir"
+        ) from exc
+    if not found:
         raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
     state: SessionState | None = None
     offset = 0
@@ -188,9 +211,15 @@ def load(sessions_dir: Path, session_id: str) -> SessionState:
 
 
 def list_sessions(sessions_dir: Path) -> list[str]:
-    """Session ids in the folder, oldest first."""
-    if not sessions_dir.is_dir():
-        return []
+    """Session ids in the folder, oldest first; InputError if the folder cannot be read."""
+    try:
+        if not sessions_dir.is_dir():
+            return []
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the sessions folder {sessions_dir}: {exc.strerror or exc}; check "
+            "--sessions-dir"
+        ) from exc
     ids = {p.name.removesuffix("-events.jsonl") for p in sessions_dir.glob("*-events.jsonl")}
     ids |= {p.name.removesuffix("-session.json") for p in sessions_dir.glob("*-session.json")}
     return sorted(ids)

@@ -49,7 +49,7 @@ from .codec import (
     jobs_digest,
 )
 from .lock import SessionLock, lock_path
-from .reader import events_path, now_iso, read, snapshot_path
+from .reader import check_session_id, events_path, now_iso, read, snapshot_path
 
 _SNAPSHOT_MIN_DELAY = 0.5  # seconds
 # Below this size the snapshot is also refreshed on time, so jq on a small session is never more
@@ -219,6 +219,7 @@ class Journal:
         renamed ``*.damaged-TIMESTAMP`` (never overwritten; :attr:`damaged_snapshot`), and the
         temporary files of snapshot writes a crash interrupted are removed.
         """
+        check_session_id(sessions_dir, session_id)
         files = _signature(sessions_dir, session_id)
         loaded = read(sessions_dir, session_id)  # refuse an unreadable session before locking
         lock = SessionLock(sessions_dir, session_id)
