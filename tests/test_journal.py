@@ -7,6 +7,7 @@ import gc
 import shutil
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
@@ -53,6 +54,55 @@ async def test_update_returns_only_once_the_change_is_in_the_log(
             # Another reader sees it now, through the log, whatever the snapshot's age.
             state = journal_mod.load(tmp_path / "s", journal.session_id)
             assert state.jobs["001"].status == "running"
+
+
+@pytest.mark.asyncio
+async def test_a_snapshot_never_claims_an_event_the_log_does_not_have(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill right after any snapshot write (its file and the log as they are at that moment)
+    leaves a log that holds every event the snapshot counts: the snapshot is taken only when
+    every applied event is written. Snapshots are made due at every chance here, with many
+    tasks writing at once, woken the way a busy run's calls finish."""
+    from imagegen.journal import writer
+
+    monkeypatch.setattr(writer, "_SNAPSHOT_MIN_DELAY", 0.0)
+    kills: list[tuple[bytes, bytes]] = []
+    real = writer.write_atomic
+
+    def write_then_kill(path: Path, data: bytes, *, fsync: bool = True) -> None:
+        real(path, data, fsync=fsync)
+        if path.name.endswith("-session.json"):
+            kills.append(
+                (
+                    path.read_bytes(),
+                    path.with_name(
+                        path.name.replace("-session.json", "-events.jsonl")
+                    ).read_bytes(),
+                )
+            )
+
+    monkeypatch.setattr(writer, "write_atomic", write_then_kill)
+    with new_journal(workspace, tmp_path / "s") as journal:
+        ids = list(journal.state.jobs)
+
+        async def busy(job_id: str) -> None:
+            for attempt in range(1, 16):
+                # A thread hop, as a call's answer arrives: tasks wake while the writer appends.
+                await anyio.to_thread.run_sync(lambda: None)
+                await journal.update(job_id, JobUpdate(status="running", attempts=attempt))
+                await anyio.to_thread.run_sync(lambda: None)
+                await journal.update(job_id, JobUpdate(status="pending"))
+
+        async with journal.writing(), anyio.create_task_group() as tg:
+            for job_id in ids:
+                tg.start_soon(busy, job_id)
+    assert len(kills) > 2  # snapshots during the run, not only the last
+    for snapshot, log in kills:
+        claimed = orjson.loads(snapshot)["journal"]
+        written = [orjson.loads(line)["seq"] for line in log.splitlines()]
+        assert written == list(range(len(written)))
+        assert claimed["seq"] == written[-1] and claimed["offset"] == len(log)
 
 
 def test_the_lock_is_held_from_create_to_close(workspace: Workspace, tmp_path: Path) -> None:
