@@ -16,7 +16,8 @@ Architecture (one module per concept; three seams carry every extension):
 - ``journal/``: the event log and snapshot (``writer``), reading (``reader``), the JSON
   (``codec``, format 1 still read), the session lock and owner (``lock``).
 - ``retry``: the whole retry policy; ``outputs``: names, durable saves, adoption, the spool;
-  ``references``: reference images checked at planning and cached; ``recovery``: resume/retry.
+  ``references``: reference images checked at planning and cached; ``recovery``: resume/retry;
+  ``pricing``: what a job is expected to cost before it runs (dry run, "to go").
 - ``secrets``: keys redacted from everything written; ``files``, ``images``: file and image bytes.
 - ``progress``, ``status``, ``report/``: the live display, ``--status``, the contact sheet;
   ``batchview``: a batch session's batches as they show them.

@@ -197,6 +197,12 @@ class JobState:
     def id(self) -> str:
         return self.job.id
 
+    @property
+    def unrecorded(self) -> bool:
+        """The source's after-save step is still to run or did not succeed (the image is
+        saved and kept either way)."""
+        return self.delivery is not None and self.delivery != "done"
+
 
 class _Unset(enum.Enum):
     UNSET = 0

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from . import providers
+from . import pricing
 from .batchview import batch_lines
 from .model import TERMINAL, SessionState
 
@@ -115,18 +115,14 @@ class ProgressView:
 
 
 def remaining_cost(state: SessionState) -> float:
-    """USD the unfinished jobs are expected to cost at published prices (Batch API prices
-    for a batch session's jobs)."""
-    total = 0.0
+    """USD the unfinished jobs are expected to cost at published prices: every variant still
+    to make, at Batch API prices where a batch session sends the job (:mod:`imagegen.pricing`)."""
     batch = bool(state.config.get("batch"))
-    for js in state.jobs.values():
-        if js.status in TERMINAL or js.kept:
-            continue
-        job = js.job
-        info = providers.get(job.provider)
-        estimate = info.batch_estimate if batch and info.batch_estimate else info.estimate
-        total += estimate(job.model, job.quality, job.aspect, len(job.references))
-    return total
+    return sum(
+        pricing.run_price(js, batch)
+        for js in state.jobs.values()
+        if js.status not in TERMINAL and not js.kept
+    )
 
 
 def view_of(
@@ -139,7 +135,10 @@ def view_of(
     saves hundreds in a second; the service set their pace, and the batches' own lines say
     where each one is)."""
     jobs = state.jobs
-    remaining = sum(1 for js in jobs.values() if js.status not in (*TERMINAL, "submitted"))
+    # Calls, not jobs: a job of N variants takes N turns of the pool.
+    remaining = sum(
+        pricing.calls_left(js) for js in jobs.values() if js.status not in (*TERMINAL, "submitted")
+    )
     config = state.config
     limits: dict[str, Any] = {
         "concurrency": int(config.get("concurrency") or 3),

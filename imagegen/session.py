@@ -30,7 +30,7 @@ from .errors import InputError, unwrap_group
 from .executors.batch import BatchRunner, BatchSettings
 from .executors.budget import Budget, GroupCaps, group_caps
 from .executors.limiter import Limits, Sleep, StartGate
-from .executors.pool import Runner, RunResult
+from .executors.pool import Runner, RunResult, unrecorded
 from .executors.recording import session_view
 from .executors.uploads import HeaderReferences, ReferenceUploads, UploadingProvider
 from .journal import Journal, current_owner
@@ -317,7 +317,7 @@ def _batch_runner(
         settings.batch,
         work_dir=journal.sessions_dir / f"{journal.session_id}-batch",
         finished=runner.tell,  # the display's recent lines, not the pool's pace
-        uploads=uploads if settings.batch.upload_references else None,
+        uploads=uploads,
         policy=settings.policy,
         budget=budget,
         caps=caps,
@@ -376,8 +376,6 @@ def _budget(
 
 
 class _Stoppable(Protocol):
-    interrupted: bool
-
     def stop(self, reason: str) -> None: ...
 
 
@@ -389,9 +387,9 @@ async def _watch_interrupts(
             if runner.interrupted:
                 scope.cancel()  # second Ctrl-C: cancel the calls in flight
                 return
+            runner.interrupted = True
             for executor in (runner, batch):
                 if executor is not None:
-                    executor.interrupted = True
                     executor.stop("interrupted (Ctrl-C)")
 
 
@@ -431,10 +429,10 @@ def closing_line(journal: Journal, result: RunResult) -> str:
     skipped = counts.counts.get("skipped", 0)
     failed = counts.counts.get("failed", 0)
     tally = f"{done} completed" + (f", {skipped} skipped" if skipped else "")
-    unsaved = [js for js in journal.state.jobs.values() if js.delivery and js.delivery != "done"]
+    unsaved = unrecorded(journal.state.jobs.values())
     if unsaved and not failed and not left:
         return (
-            f"{tally}; {len(unsaved)} image(s) saved but not recorded by the job source "
+            f"{tally}; {unsaved} image(s) saved but not recorded by the job source "
             f"(the images are kept): see image-gen.sh --status {sid}"
         )
     if failed:

@@ -21,7 +21,7 @@ from rich.text import Text
 from . import journal as journal_mod
 from .batchview import batch_rows
 from .errors import InputError
-from .model import SessionState
+from .model import RUNNABLE, SessionState
 from .progress import render, view_of
 
 
@@ -61,9 +61,7 @@ def session_summary(state: SessionState) -> dict[str, Any]:
         "kept": [_job_row(js, kept=js.kept) for js in jobs if js.kept],
         "batches": batch_rows(state),
         "unrecorded": [
-            _job_row(js, output=js.output, delivery=js.delivery)
-            for js in jobs
-            if js.delivery and js.delivery != "done"
+            _job_row(js, output=js.output, delivery=js.delivery) for js in jobs if js.unrecorded
         ],
     }
 
@@ -102,7 +100,7 @@ def list_sessions(sessions_dir: Path, console: Console, *, as_json: bool) -> int
             row["state"],
             f"{s['completed'] + s['skipped']}/{s['total']}",
             str(s["failed"]),
-            str(s["pending"] + s["retry"] + s["running"] + s["submitted"]),
+            str(sum(s[status] for status in RUNNABLE)),
             f"${s['cost_usd']:.2f}",
             _config_line(row["config"]),
         )
@@ -120,7 +118,7 @@ def render_session(state: SessionState) -> str:
     if kept:
         lines += ["", f"Paid images kept in the spool (placed by --resume): {len(kept)}"]
         lines += [f"  ! [{js.id}] {js.job.title}: {js.kept}" for js in kept[:10]]
-    unsaved = [js for js in state.jobs.values() if js.delivery and js.delivery != "done"]
+    unsaved = [js for js in state.jobs.values() if js.unrecorded]
     if unsaved:
         lines += ["", "Saved, but not recorded by the job source (the images are kept):"]
         lines += [f"  ! [{js.id}] {js.job.title}: {js.delivery}" for js in unsaved[:20]]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from PIL import Image
 
@@ -55,16 +54,6 @@ def sleep(clock: ManualClock) -> Sleeper:
 @pytest.fixture
 def combos(tmp_path: Path) -> Combos:
     return Combos.make(tmp_path / "combos")
-
-
-def doc_of(journal: journal_mod.Journal) -> dict[str, object]:
-    state = journal_mod.load(journal.sessions_dir, journal.session_id)
-    return orjson.loads(orjson.dumps(journal_mod.encode_session(state)))  # type: ignore[no-any-return]
-
-
-def jobs_by_id(journal: journal_mod.Journal) -> dict[str, dict[str, object]]:
-    doc = doc_of(journal)
-    return {j["id"]: j for j in doc["jobs"]}  # type: ignore[index,union-attr]
 
 
 def batch_cost(journal: journal_mod.Journal, job_id: str, thought_tokens: int) -> float:
@@ -476,3 +465,50 @@ def test_resume_of_a_batch_session_sends_only_what_is_left(
     assert sorted(journal.state.batches) == [0, 1]
     assert all(n == 1 for n in emu.generated.values())
     assert emu.files.uploads == Combos.distinct + 2  # references reused from the journal
+
+
+def test_an_input_file_that_cannot_be_uploaded_again_stops_the_run_and_resume_finishes(
+    tmp_path: Path,
+    emu: Emulator,
+    clock: ManualClock,
+    sleep: Sleeper,
+    combos: Combos,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service lost the shard's input file at create and the upload again is refused: the
+    run stops with one reason (it escaped as an error before), the batch stays "creating" with
+    its jobs submitted, and --resume creates it and finishes, each job made once."""
+    from imagegen.errors import BadRequest, FileGone
+    from imagegen.providers.gemini.client import GeminiProvider
+
+    real_upload = GeminiProvider.upload_file
+    uploads: list[str] = []
+
+    async def create_losing_the_input(self: GeminiProvider, *args: object) -> object:
+        raise FileGone("HTTP 403: You do not have permission to access the File x", name="x")
+
+    async def upload_refused_the_second_time(
+        self: GeminiProvider, path: Path, mime_type: str, display_name: str | None = None
+    ) -> object:
+        if mime_type == "application/jsonl":
+            uploads.append(path.name)
+            if len(uploads) > 1:
+                raise BadRequest("HTTP 400: the input file is refused")
+        return await real_upload(self, path, mime_type, display_name)
+
+    journal = new_session(tmp_path, make_jobs(tmp_path, combos), batch=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(GeminiProvider, "create_batch", create_losing_the_input)
+        patch.setattr(GeminiProvider, "upload_file", upload_refused_the_second_time)
+        with journal:
+            result = run(journal, emu, settings(clock, sleep, batch=batch_settings()))
+    assert result.exit_code == EXIT_STOPPED
+    assert "cannot upload batch input" in (result.stop_reason or "")
+    state = journal_mod.load(tmp_path / "sessions", journal.session_id)
+    assert state.state == "stopped" and [r.state for r in state.batches.values()] == ["creating"]
+    assert {js.status for js in state.jobs.values()} == {"submitted"}
+    again = journal_mod.Journal.open(tmp_path / "sessions", journal.session_id, fsync=False)
+    with again:
+        result = run(again, emu, settings(clock, sleep, batch=batch_settings()), "resume")
+    assert result.exit_code == EXIT_OK and result.completed == 6
+    assert sum(emu.generated.values()) == 6

@@ -105,6 +105,27 @@ async def test_a_snapshot_never_claims_an_event_the_log_does_not_have(
         assert claimed["seq"] == written[-1] and claimed["offset"] == len(log)
 
 
+@pytest.mark.asyncio
+async def test_a_fold_naming_an_unknown_job_changes_nothing(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """No change of the batch is applied (nor counted in the seq the next snapshot claims)
+    when one of them names a job the session does not have."""
+    with new_journal(workspace, tmp_path / "s") as journal:
+        async with journal.writing():
+            seq = journal.state.seq
+            with pytest.raises(KeyError, match="999"):
+                await journal.update_many(
+                    [
+                        ("001", JobUpdate(status="running", attempts=1), None),
+                        ("999", JobUpdate(status="running", attempts=1), None),
+                    ]
+                )
+            assert journal.state.seq == seq and journal.state.jobs["001"].status == "pending"
+    state = journal_mod.load(tmp_path / "s", journal.session_id)
+    assert state.seq == seq and state.jobs["001"].status == "pending"
+
+
 def test_the_lock_is_held_from_create_to_close(workspace: Workspace, tmp_path: Path) -> None:
     journal = new_journal(workspace, tmp_path / "s")
     with pytest.raises(SessionLocked, match="being run by another process"):

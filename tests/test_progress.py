@@ -87,3 +87,43 @@ def test_a_dry_run_of_hundreds_of_jobs_is_a_summary_not_a_wall(
     r = run_cli(capsys, *argv, "--json")
     rows = orjson.loads(r.out)["jobs"]
     assert len(rows) == 640 and rows[0]["price_usd"] > 0 and rows[0]["provider"] == "gemini"
+
+
+def test_to_go_and_the_time_to_finish_count_every_variant_still_to_make(
+    workspace: Workspace,
+) -> None:
+    """A job of 3 variants with one made costs two more calls and takes two more turns; a
+    batch session prices a one-image job at its Batch API price, a variants job online."""
+    from dataclasses import replace
+
+    from imagegen import providers
+    from imagegen.model import JobState, SessionState
+    from imagegen.progress import remaining_cost, view_of
+
+    from .conftest import plan_combos
+
+    one, many, done = plan_combos(workspace, combos=("C-U-000",))[:3]
+    many = replace(many, variants=3)
+    info = providers.get("gemini")
+    call = info.estimate(one.model, one.quality, one.aspect, len(one.references))
+    assert info.batch_estimate is not None
+    batch_call = info.batch_estimate(one.model, one.quality, one.aspect, len(one.references))
+    jobs = {
+        one.id: JobState(one),
+        many.id: JobState(many, variant_outputs=("made-v1.png",)),
+        done.id: JobState(  # its call took 1 s
+            done,
+            status="completed",
+            attempts=1,
+            started="2026-12-02T10:00:00",
+            completed="2026-12-02T10:00:01",
+        ),
+    }
+    config = {"concurrency": 1, "min_interval": 10.0, "rpm": 60}
+    online = SessionState(2, "s", "t", "t", config=config, jobs=jobs)
+    assert remaining_cost(online) == pytest.approx(3 * call)
+    batched = SessionState(2, "s", "t", "t", config=config | {"batch": True}, jobs=jobs)
+    assert remaining_cost(batched) == pytest.approx(batch_call + 2 * call)
+    # Three calls still to make, one at a time, 10 s apart: 30 s, bound by the spacing.
+    left = view_of(online).pace
+    assert (left.eta, left.bound) == (30.0, "spacing")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from .. import providers
+from .. import pricing, providers
 from ..executors.budget import Budget
 from ..model import QUALITY_FIELD, JobState
 from ..outputs import render_target
@@ -20,42 +21,6 @@ from ..sources import Plan
 #: Rows shown in full before the table is summarised by section (``--json`` lists them all).
 FULL_ROWS = 40
 FIRST_ROWS = 15
-
-
-def _calls(js: JobState) -> int:
-    """The calls a job still has to make: one per variant not made yet."""
-    return max(0, js.job.variants - len(js.variant_outputs))
-
-
-def _call_price(js: JobState) -> float:
-    """One call's price at the job's own provider's published prices (USD)."""
-    j = js.job
-    return providers.get(j.provider).estimate(j.model, j.quality, j.aspect, len(j.references))
-
-
-def _price(js: JobState) -> float:
-    """The job's price (USD): one call per variant it still has to make."""
-    return _call_price(js) * _calls(js)
-
-
-def _batch_call_price(js: JobState) -> float | None:
-    """One request's price through its provider's Batch API (USD; None without one)."""
-    j = js.job
-    estimate = providers.get(j.provider).batch_estimate
-    return None if estimate is None else estimate(j.model, j.quality, j.aspect, len(j.references))
-
-
-def _batch_price(js: JobState) -> float | None:
-    """The job's price with ``--batch``: one request at Batch API prices when a batch takes
-    it (one image, a provider with a Batch API), else None (it runs online)."""
-    price = _batch_call_price(js)
-    return None if price is None or js.job.variants > 1 else price * _calls(js)
-
-
-def _run_price(js: JobState, batch: bool) -> float:
-    """What the job is expected to cost in this run: at batch prices where ``batch`` sends it."""
-    price = _batch_price(js) if batch else None
-    return _price(js) if price is None else price
 
 
 def _local(js: JobState) -> bool:
@@ -78,9 +43,9 @@ def dry_run_rows(plan: Plan) -> list[dict[str, object]]:
             "quality": js.job.quality,
             "aspect": js.job.aspect,
             "references": len(js.job.references),
-            "price_usd": 0.0 if js.status == "skipped" else round(_price(js), 6),
+            "price_usd": 0.0 if js.status == "skipped" else round(pricing.price(js), 6),
             "batch_price_usd": None
-            if (batch := _batch_price(js)) is None
+            if (batch := pricing.batch_price(js)) is None
             else (0.0 if js.status == "skipped" else round(batch, 6)),
             "output": js.output
             if js.status == "skipped"
@@ -108,9 +73,9 @@ def print_dry_run(
     counted at; and the plan's notes. Nothing is written."""
     rows = dry_run_rows(plan)
     to_run = [js for js in plan.jobs if js.status != "skipped"]
-    total = sum(_price(js) for js in to_run)
-    batched = [js for js in to_run if _batch_price(js) is not None]
-    batch_total = sum(_run_price(js, True) for js in to_run) if batched else None
+    total = sum(pricing.price(js) for js in to_run)
+    batched = [js for js in to_run if pricing.batch_price(js) is not None]
+    batch_total = sum(pricing.run_price(js, True) for js in to_run) if batched else None
     if as_json:
         console.file.write(
             orjson.dumps(
@@ -133,7 +98,7 @@ def print_dry_run(
         costs: dict[str, float] = {}
         for js in to_run:
             sections[js.job.group[0]] += 1
-            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + _price(js)
+            costs[js.job.group[0]] = costs.get(js.job.group[0], 0.0) + pricing.price(js)
         summary = Table(title=plan.describe)
         for column in ("section", "jobs", "cost (USD)"):
             summary.add_column(column, justify="left" if column == "section" else "right")
@@ -213,12 +178,12 @@ def print_dry_run(
         # With --batch, a job a batch takes reserves its batch price instead, once.
         held = [
             budget.reservation(batch_price)
-            if batch and (batch_price := _batch_price(js)) is not None
-            else _calls(js) * budget.reservation(_call_price(js))
+            if batch and (batch_price := pricing.batch_price(js)) is not None
+            else pricing.calls_left(js) * budget.reservation(pricing.call_price(js))
             for js in paid
         ]
         room = max_cost - plan.planning_usd
-        fits = next((n for n in range(len(held)) if sum(held[: n + 1]) > room), len(held))
+        fits = next((n for n, total in enumerate(accumulate(held)) if total > room), len(held))
         covered = "every job" if fits == len(held) else f"the first {fits} of {len(held)} jobs"
         console.print(
             f"Budget ${max_cost:.2f} covers {covered} (each job reserves its price + an "

@@ -207,7 +207,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--batch-poll",
         type=number("--batch-poll", allow_zero=False),
         metavar="SECONDS",
-        help="seconds between checks of a batch, growing up to 10x (30)",
+        help="seconds between checks of a batch, growing up to 10x, at most 10 min apart (30)",
     )
     batch.add_argument(
         "--batch-deadline",

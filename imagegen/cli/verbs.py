@@ -20,7 +20,7 @@ from rich.console import Console
 from .. import journal as journal_mod
 from .. import providers, sources
 from ..errors import EXIT_INTERRUPTED, EXIT_STOPPED, ImagegenError, InputError
-from ..executors.batch import BatchSettings
+from ..executors.batch import DEFAULT_DEADLINE, DEFAULT_POLL, BatchSettings
 from ..executors.limiter import Limits
 from ..journal import Journal
 from ..model import JSON, Job, JobState, SessionUpdate
@@ -47,9 +47,6 @@ RUN_KEYS = (
     "fallback",
     "references",
 )
-#: ``--batch-poll`` and ``--batch-deadline`` defaults, seconds.
-BATCH_POLL = 30.0
-BATCH_DEADLINE = 86_400.0
 
 
 def parse_job_list(text: str | None) -> list[str]:
@@ -148,8 +145,8 @@ def _batch_config(
     old = config or {}
     return {
         "batch": bool(args.batch or old.get("batch")),
-        "batch_poll": args.batch_poll or old.get("batch_poll") or BATCH_POLL,
-        "batch_deadline": args.batch_deadline or old.get("batch_deadline") or BATCH_DEADLINE,
+        "batch_poll": args.batch_poll or old.get("batch_poll") or DEFAULT_POLL,
+        "batch_deadline": args.batch_deadline or old.get("batch_deadline") or DEFAULT_DEADLINE,
         "fallback": not args.no_fallback and old.get("fallback", True) is not False,
         "references": "inline"
         if args.inline_references or old.get("references") == "inline"
@@ -184,7 +181,6 @@ def settings_from(args: argparse.Namespace, config: dict[str, JSON]) -> Settings
             poll=float(mode["batch_poll"]),
             deadline=float(mode["batch_deadline"]),
             fallback=bool(mode["fallback"]),
-            upload_references=uploads,
         )
         if mode["batch"]
         else None

@@ -83,17 +83,23 @@ ABANDONED = "batch gave no result"
 REFERENCE_MARGIN = 3600.0
 
 
+#: ``--batch-poll`` and ``--batch-deadline`` by default (seconds): Google completes most
+#: batches well within 24 h and promises it (notes, "Gemini Batch API").
+DEFAULT_POLL = 30.0
+DEFAULT_DEADLINE = 86_400.0
+
+
 @dataclass(frozen=True, slots=True)
 class BatchSettings:
     """How batches run: seconds between polls (growing, :func:`.batch_plan.poll_waits`),
     seconds a batch may stay unfinished before it is cancelled, whether jobs a batch could
-    not finish go to the online pool, shard limits, and whether references are uploaded."""
+    not finish go to the online pool, and shard limits. References go by URI when the run
+    uploads them (the ``uploads`` the runner is given)."""
 
-    poll: float = 30.0
-    deadline: float = 86_400.0
+    poll: float = DEFAULT_POLL
+    deadline: float = DEFAULT_DEADLINE
     fallback: bool = True
     limits: ShardLimits = DEFAULT_LIMITS
-    upload_references: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +173,6 @@ class BatchRunner:
         self.sleep = sleep
         self.stop_reason: str | None = None
         self.halted = False
-        self.interrupted = False
         self._handed_back: list[str] = []
         self._held = _Held()
         self._nap: anyio.CancelScope | None = None
@@ -288,7 +293,14 @@ class BatchRunner:
             if self.halted:
                 return
             first = max(self.journal.state.batches, default=-1) + 1
-            shards = await anyio.to_thread.run_sync(self.input.write, ids, refs, model, first)
+            try:
+                shards = await anyio.to_thread.run_sync(self.input.write, ids, refs, model, first)
+            except OSError as exc:  # nothing sent yet: its jobs stay pending
+                self.stop(
+                    f"cannot write the batch input in {self.work_dir} ({exc.strerror or exc}); "
+                    "free space, then --resume"
+                )
+                return
             for shard in shards:
                 if self.halted:
                     await anyio.to_thread.run_sync(_unlink, shard.path)
@@ -448,14 +460,20 @@ class BatchRunner:
                 await self._created(record, found, adopted=True)
                 return
             if record.input_file is None:
-                record = await self._reupload(record)
+                again = await self._reupload(record)
+                if again is None:
+                    return
+                record = again
             try:
                 assert record.input_file is not None
                 status = await self.service.create_batch(
                     record.model, record.input_file, record.display_name
                 )
             except FileGone:
-                record = await self._reupload(record, gone=True)
+                again = await self._reupload(record, gone=True)
+                if again is None:
+                    return
+                record = again
                 continue
             except BatchStop as exc:
                 await self._abandon(record, f"create failed: {exc}", stop=str(exc))
@@ -497,23 +515,30 @@ class BatchRunner:
         how = "found on the service (created before a crash)" if adopted else "created"
         self.notify(f"batch {record.display_name}: {how} as {status.name}")
 
-    async def _reupload(self, record: BatchRecord, *, gone: bool = False) -> BatchRecord:
-        """The shard's input file again (rebuilt if it is not on disk any more)."""
+    async def _reupload(self, record: BatchRecord, *, gone: bool = False) -> BatchRecord | None:
+        """The shard's input file again (rebuilt if it is not on disk any more); None when it
+        cannot be made or uploaded now: the run stops, the batch stays "creating" with its
+        jobs submitted, and ``--resume`` tries again (as when the first upload fails)."""
         path = shard_path(self.work_dir, record.shard)
-        if gone or not await anyio.Path(path).exists():
-            ids = [j for j in record.job_ids if self.journal.job(j).status == "submitted"]
-            refs = await self.input.resolve(ids)
-            rebuilt = await anyio.to_thread.run_sync(
-                self.input.write, ids, refs, record.model, record.shard
+        try:
+            if gone or not await anyio.Path(path).exists():
+                ids = [j for j in record.job_ids if self.journal.job(j).status == "submitted"]
+                refs = await self.input.resolve(ids)
+                rebuilt = await anyio.to_thread.run_sync(
+                    self.input.write, ids, refs, record.model, record.shard
+                )
+                if len(rebuilt) != 1:
+                    raise ServerError("the shard's input does not fit one file any more")
+                path = rebuilt[0].path
+            uploaded = await self._retrying(
+                lambda: self.service.upload_file(
+                    path, "application/jsonl", f"imagegen-input-{record.shard:03d}"
+                )
             )
-            if len(rebuilt) != 1:
-                raise ServerError("the shard's input does not fit one file any more")
-            path = rebuilt[0].path
-        uploaded = await self._retrying(
-            lambda: self.service.upload_file(
-                path, "application/jsonl", f"imagegen-input-{record.shard:03d}"
-            )
-        )
+        except (ProviderError, OSError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.stop(f"cannot upload batch input {path.name} ({why}); --resume later")
+            return None
         await self._record(BatchChange(shard=record.shard, input_file=uploaded.name))
         return self.journal.state.batches[record.shard]
 

@@ -39,7 +39,7 @@ from ..errors import (
     ProviderError,
 )
 from ..journal import Journal, now_iso
-from ..model import Attempt, JobState, JobUpdate, SessionUpdate
+from ..model import RUNNABLE, Attempt, JobState, JobUpdate, SessionUpdate
 from ..outputs import Outputs, StorageError
 from ..providers import ProviderInfo
 from ..providers.base import Generation, ImageProvider, ImageRequest, Reference
@@ -201,7 +201,7 @@ class Runner:
         return RunResult(
             counts["completed"],
             counts["failed"],
-            counts["pending"] + counts["retry"] + counts["running"] + counts["submitted"],
+            sum(counts[status] for status in RUNNABLE),
             counts["skipped"],
             self.stop_reason,
             None if self.budget is None else round(self.budget.spent, 6),
@@ -538,7 +538,7 @@ class Runner:
 
 def unrecorded(states: Iterable[JobState]) -> int:
     """Jobs whose source's after-save step is still to run or did not succeed."""
-    return sum(1 for js in states if js.delivery is not None and js.delivery != "done")
+    return sum(1 for js in states if js.unrecorded)
 
 
 def _attempt(state: JobState, error: ProviderError, wait: float | None) -> Attempt:

@@ -74,9 +74,7 @@ class ReferenceUploads:
 
     ``clock`` is the wall clock in Unix seconds (the provider's expiry times are compared with
     it; tests pass the emulator's ``ManualClock``). ``uses`` counts the requests that will
-    send each reference path (default 1), to tell when inline is cheaper. Stats: ``uploads``
-    and ``uploaded_bytes`` made by this process, ``reused`` records found in the journal and
-    used.
+    send each reference path (default 1), to tell when inline is cheaper.
     """
 
     def __init__(
@@ -96,9 +94,6 @@ class ReferenceUploads:
         self._gone: set[str] = set()  # file names the service no longer knows
         self._checked: set[str] = set()  # file names confirmed alive this run
         self._fresh: set[str] = set()  # file names uploaded by this run
-        self.uploads = 0
-        self.uploaded_bytes = 0
-        self.reused = 0
 
     async def digest(self, path: str) -> tuple[str, int]:
         """(content digest, size) of the reference at ``path``, computed once per run (as the
@@ -160,7 +155,6 @@ class ReferenceUploads:
                     else:
                         self._checked.add(record.name)
                 if self.usable(record, min_life):
-                    self.reused += 1
                     return record
             uploaded = await self.store.upload_file(Path(path), mime_type, f"ref-{digest[:16]}")
             expires = (
@@ -180,8 +174,6 @@ class ReferenceUploads:
             await self.journal.update_session(SessionUpdate(upload=record))
             self._checked.add(record.name)
             self._fresh.add(record.name)
-            self.uploads += 1
-            self.uploaded_bytes += size
             return record
 
     async def recheck(self, names: list[str]) -> None:

@@ -104,19 +104,19 @@ def _read(sessions_dir: Path, session_id: str) -> Loaded:
     check_session_id(sessions_dir, session_id)
     snap, log = snapshot_path(sessions_dir, session_id), events_path(sessions_dir, session_id)
     try:
-        found = snap.exists() or log.exists()
+        has_snap, has_log = snap.exists(), log.exists()
     except OSError as exc:
         raise InputError(
             f"cannot read the sessions folder {sessions_dir}: {exc.strerror or exc}; check "
             "--sessions-dir"
         ) from exc
-    if not found:
+    if not has_snap and not has_log:
         raise InputError(f"no session {session_id!r} in {sessions_dir}; see imagegen --status")
     state: SessionState | None = None
     offset = 0
     digest = None
     snapshot_bytes = 0
-    if snap.exists():
+    if has_snap:
         try:
             text = snap.read_bytes()
             snapshot_bytes = len(text)
@@ -130,10 +130,10 @@ def _read(sessions_dir: Path, session_id: str) -> Loaded:
             journal = raw.get("journal") if isinstance(raw, dict) else None
             offset = int(journal.get("offset", 0)) if isinstance(journal, dict) else 0
             digest = journal.get("jobs") if isinstance(journal, dict) else None
-    if state is None and not log.exists():
+    if state is None and not has_log:
         raise InputError(f"{snap}: not valid JSON and no event log to rebuild it from")
     data = b""
-    if log.exists():
+    if has_log:
         try:
             with log.open("rb") as fh:
                 # The digest the writer stored vouches for the job list; without it (an older

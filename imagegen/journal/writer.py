@@ -285,18 +285,10 @@ class Journal:
         self, job_id: str, update: JobUpdate, attempt: Attempt | None = None
     ) -> JobState:
         """Apply ``update`` to a job (and add ``attempt`` to its history); returns the new
-        state once the change is on disk. Raises JournalError if the log cannot be written."""
-        if job_id not in self.state.jobs:
-            raise KeyError(job_id)
-        seq = self.state.seq + 1
-        if isinstance(update.error, str):  # the journal never holds a key, whoever wrote this
-            update = replace(update, error=redact(update.error))
-        if attempt is not None and attempt.error:
-            attempt = replace(attempt, error=redact(attempt.error))
-        event = JobEvent(seq, now_iso(), job_id, update, attempt)
-        self.state.apply(event)
-        await self._log(orjson.dumps(encode_job_event(event)) + b"\n")
-        return self.state.jobs[job_id]
+        state once the change is on disk. Raises KeyError for a job not in the session, and
+        JournalError if the log cannot be written."""
+        (state,) = await self.update_many([(job_id, update, attempt)])
+        return state
 
     async def update_many(
         self, changes: Iterable[tuple[str, JobUpdate, Attempt | None]]
@@ -304,12 +296,14 @@ class Journal:
         """Apply several job changes as consecutive events written in one append (one flush
         and fsync for all: a batch's results fold in without a disk round trip each).
         Returns the new states, in order, once every line is on disk; raises as
-        :meth:`update`."""
+        :meth:`update`, before applying any change when one names an unknown job."""
+        changes = list(changes)
+        unknown = next((job_id for job_id, _, _ in changes if job_id not in self.state.jobs), None)
+        if unknown is not None:
+            raise KeyError(unknown)
         lines, states = [], []
         for job_id, update, attempt in changes:
-            if job_id not in self.state.jobs:
-                raise KeyError(job_id)
-            if isinstance(update.error, str):
+            if isinstance(update.error, str):  # the journal never holds a key, whoever wrote it
                 update = replace(update, error=redact(update.error))
             if attempt is not None and attempt.error:
                 attempt = replace(attempt, error=redact(attempt.error))

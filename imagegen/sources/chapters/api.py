@@ -33,9 +33,10 @@ import anyio
 import sniffio
 from rich.console import Console
 
-from ... import providers
+from ... import pricing
 from ...journal import Journal
 from ...model import JobState
+from ...report.sheet import session_duration
 from ...session import run_session
 from ...sources import SessionView
 from .config import episode_of, episodes_of, text_spend
@@ -43,7 +44,7 @@ from .jobs import TEMPLATE_METHOD
 from .manifest import read_manifest
 from .result import ImageGenResult, build_result
 from .settings import ImageSettings
-from .steps import duration, jobs_of
+from .steps import jobs_of
 from .tally import RunTally
 
 SOURCE = "chapters"
@@ -211,7 +212,7 @@ def _result(journal: Journal, folder: str) -> ImageGenResult:
         episode.episode_id,
         manifest,
         tally,
-        duration_seconds=duration(jobs),
+        duration_seconds=session_duration(jobs) or 0.0,
         session_id=state.session_id,
     )
 
@@ -230,9 +231,7 @@ def _dry_result(
             template += 1
         else:
             generated += 1
-            job = js.job
-            info = providers.get(job.provider)
-            cost += info.estimate(job.model, job.quality, job.aspect, len(job.references))
+            cost += pricing.price(js)  # as the command line's --dry-run prices it
     tally = RunTally(
         generated=generated, template=template, skipped=skipped, cost_usd=round(cost, 6)
     )
