@@ -83,12 +83,13 @@ def serve_forever(
             print(f"HTTPS (for fal) on {tls.base_url}, CA {ca_file}", flush=True)
         for line in pointing_lines(url, tls_netloc, ca_file):
             print(line)
-        print(f"Render: {render}; latency {latency:g} s; Ctrl-C to stop.", flush=True)
         # `kill` (SIGTERM) stops it as Ctrl-C does, so the CA's temporary folder goes too (a
-        # shell starts background jobs with Ctrl-C ignored).
+        # shell starts background jobs with Ctrl-C ignored). Installed before the last line is
+        # printed: whoever waits for that line may send SIGTERM at once.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             with contextlib.suppress(KeyboardInterrupt):
+                print(f"Render: {render}; latency {latency:g} s; Ctrl-C to stop.", flush=True)
                 while True:
                     time.sleep(3600)
         finally:

@@ -64,7 +64,7 @@ class StoredFile:
 
     id: str
     mime_type: str
-    data: bytes = field(repr=False)
+    data: Content = field(repr=False)
     display_name: str | None
     create_time: float
     expire_time: float
@@ -83,9 +83,7 @@ class StoredFile:
             "createTime": rfc3339(self.create_time),
             "updateTime": rfc3339(self.create_time),
             "expirationTime": rfc3339(self.expire_time),
-            "sha256Hash": base64.b64encode(
-                getattr(self.data, "sha256", None) or hashlib.sha256(self.data).digest()
-            ).decode("ascii"),
+            "sha256Hash": base64.b64encode(self.data.sha256).decode("ascii"),
             "uri": f"{origin}/v1beta/files/{self.id}",
             "state": "ACTIVE",
             "source": self.source,
@@ -256,21 +254,25 @@ class FileStore:
             upload.received += data
             if not finalize:
                 return None
+            # Out of the table: no other request reaches this upload's bytes any more.
             del self._uploads[upload_id]
-            if upload.size is not None and len(upload.received) != upload.size:
-                raise wire.invalid_argument(
-                    f"Upload size {len(upload.received)} differs from the declared {upload.size}."
-                )
-            now = self.clock()
-            stored = StoredFile(
-                upload.file_id,
-                upload.mime_type,
-                Content.of(upload.received),
-                upload.display_name,
-                now,
-                now + self.ttl,
-                "UPLOADED",
+        if upload.size is not None and len(upload.received) != upload.size:
+            raise wire.invalid_argument(
+                f"Upload size {len(upload.received)} differs from the declared {upload.size}."
             )
+        # Copying and hashing up to 2 GB takes seconds: not while holding the store's lock.
+        content = Content.of(upload.received)
+        now = self.clock()
+        stored = StoredFile(
+            upload.file_id,
+            upload.mime_type,
+            content,
+            upload.display_name,
+            now,
+            now + self.ttl,
+            "UPLOADED",
+        )
+        with self._lock:
             self._files[stored.id] = stored
             self.uploads += 1
             self.uploaded_bytes += len(stored.data)

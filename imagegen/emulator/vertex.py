@@ -46,6 +46,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from ..providers.vertex import MODELS
 from . import wire
 from .answers import Answer
 from .exchange import PerEmulator
@@ -58,9 +59,10 @@ _ROUTE = re.compile(
     r"publishers/google/models/(?P<model>[^/:]+):generateContent$"
 )
 _SERVICE = "aiplatform.googleapis.com"
-#: Models the Vertex routes serve: Vertex's GA ids. The preview ids, still served by the Gemini
-#: routes, were discontinued on Vertex in July 2026 and answer 404 here.
-KNOWN_MODELS = frozenset({"gemini-3-pro-image", "gemini-3.1-flash-image", "gemini-2.5-flash-image"})
+#: Models the Vertex routes serve: the ones the Vertex provider offers, Vertex's GA ids. The
+#: preview ids, still served by the Gemini routes, were discontinued on Vertex in July 2026 and
+#: answer 404 here.
+KNOWN_MODELS = frozenset(MODELS)
 
 #: Vertex's messages for the codes a script leaves without one.
 MESSAGES = {

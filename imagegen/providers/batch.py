@@ -1,7 +1,7 @@
 """The file-store and Batch API seams: what a provider offers beyond one image per call.
 
-Two Protocols, checked at run time on an opened adapter (``isinstance``), so a provider that
-has neither (OpenAI, fal, Vertex: its batches read from Cloud Storage) simply does not match:
+Two Protocols, checked at run time on an opened adapter (``isinstance``); a provider whose
+adapter has neither (OpenAI, fal) simply does not match:
 
 - a :class:`FileStore` uploads a file once so that many requests refer to it by URI instead of
   carrying its bytes (Gemini's Files API: files live 48 h);
@@ -9,6 +9,13 @@ has neither (OpenAI, fal, Vertex: its batches read from Cloud Storage) simply do
   job, keyed by job id), reports its state, finds it by display name after a crash, cancels
   it, downloads its result file, and reads one result line the way the online path reads an
   answer (the same image checks, usage and failure kinds).
+
+Matching is not enough: the runner uploads only for a provider whose
+:attr:`~imagegen.providers.ProviderInfo.file_store` is true and sends a batch only through one
+whose :attr:`~imagegen.providers.ProviderInfo.has_batch` is. Vertex AI's adapter is the Gemini
+one (``GeminiProvider(vertexai=True)``), so it matches both Protocols, but Vertex has no Files
+API (its batches read from Cloud Storage): its provider info says neither, and nothing calls
+these methods on a Vertex client.
 
 Values are this module's frozen dataclasses; failures are :mod:`imagegen.errors` types, as for
 :class:`~imagegen.providers.base.ImageProvider`. The executor that drives them is
@@ -25,8 +32,6 @@ from typing import Final, Protocol, runtime_checkable
 from ..errors import ProviderError
 from .base import Generation, ImageRequest
 
-#: A batch's state on the service, in our words (the Gemini API says ``JOB_STATE_*``).
-SERVICE_STATES: Final = ("pending", "running", "succeeded", "failed", "cancelled", "expired")
 #: States after which the service does no more work on a batch.
 ENDED: Final = frozenset({"succeeded", "failed", "cancelled", "expired"})
 
@@ -45,7 +50,8 @@ class RemoteFile:
 
 @dataclass(frozen=True, slots=True)
 class BatchStatus:
-    """A batch as the service reports it. ``state`` is one of :data:`SERVICE_STATES`;
+    """A batch as the service reports it. ``state`` is the service's state in our words (the
+    Gemini API says ``JOB_STATE_*``): "pending", "running", or one of :data:`ENDED`;
     ``results_file`` the file to download once it succeeded; ``created`` Unix seconds."""
 
     name: str

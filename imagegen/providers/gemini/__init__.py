@@ -20,6 +20,7 @@ Batch API's request lines.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ ASPECTS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:
 MAX_REFERENCES = 14
 # Models whose pixel sizes are published per tier; the others (2.5 Flash) have one fixed size.
 SIZED_MODELS = ("gemini-3-pro-image", "gemini-3-pro-image-preview")
+# Models that take no ``image_size`` (notes, "Models": 2.5 Flash has one fixed size; the brief
+# says the same of 3.1 Flash).
+_NO_IMAGE_SIZE = re.compile(r"-flash-")
 
 # 1K sizes of the portrait/square ratios and 21:9; the rest are these transposed, and 2K / 4K
 # are exact multiples (2x, 4x) of 1K.
@@ -123,6 +127,13 @@ def tier_size(quality: str, aspect: str) -> tuple[int, int]:
         w, h = _BASE_1K[aspect]
     k = _MULTIPLIER[quality]
     return w * k, h * k
+
+
+def takes_image_size(model: str) -> bool:
+    """Whether a request for ``model`` carries the size tier (``imageSize``): every model but
+    the Flash ones, online (:func:`.client.build_config`) and in a batch line
+    (:mod:`.batch_lines`) alike."""
+    return not _NO_IMAGE_SIZE.search(model)
 
 
 def pixel_size(model: str, quality: str, aspect: str) -> tuple[int, int] | None:

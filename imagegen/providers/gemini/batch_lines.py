@@ -10,15 +10,12 @@ was uploaded, else ``inlineData`` in standard base64 (the service accepts both a
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import orjson
 
 from ..base import ImageRequest, Reference
-
-# Models that take no image_size (as the online adapter: notes, "Models").
-_NO_IMAGE_SIZE = re.compile(r"-flash-")
+from . import takes_image_size
 
 # The JSON a reference part adds beyond its data or URI, counted once from the real encoder.
 _FILE_PART_OVERHEAD = len(orjson.dumps({"fileData": {"mimeType": "", "fileUri": ""}})) + 1
@@ -37,7 +34,7 @@ def request_json(request: ImageRequest) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"text": request.prompt}]
     parts += [reference_part(ref) for ref in request.references]
     image_config: dict[str, str] = {"aspectRatio": request.aspect}
-    if not _NO_IMAGE_SIZE.search(request.model):
+    if takes_image_size(request.model):
         image_config["imageSize"] = request.quality
     return {
         "contents": [{"role": "user", "parts": parts}],

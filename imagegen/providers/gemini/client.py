@@ -38,7 +38,6 @@ from __future__ import annotations
 import enum
 import functools
 import math
-import re
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -47,7 +46,6 @@ from typing import Any, Final
 
 import anyio
 import google.auth.credentials
-import google.auth.exceptions
 import httpx2
 import orjson
 import pydantic
@@ -70,16 +68,14 @@ from ...errors import (
 from ...images import probe, sniff
 from ..base import Checkpoint, Generation, ImageRequest, TextGeneration, Usage
 from ..batch import BatchStatus, RemoteFile, ResultLine
-from . import batch_lines, errors, pixel_size
+from ..vertex import DEFAULT_LOCATION
+from . import batch_lines, errors, pixel_size, takes_image_size
 
 API_VERSION = "v1beta"  # SDK 3.x defaults to v1; Google's image docs use v1beta (notes, "SDK")
 # The SDK's own default for Vertex, pinned so GOOGLE_GENAI_API_VERSION cannot move it: Vertex
 # serves GA features on v1 and Preview ones on v1beta1, and 4K output of Gemini 3 Pro Image is
 # still a Preview feature there (Agent Platform release notes, 2026-05-28).
 VERTEX_API_VERSION = "v1beta1"
-#: Vertex's location when only a project is given: the SDK's own default, and where Google
-#: serves the Gemini 3 image models (the global endpoint).
-VERTEX_DEFAULT_LOCATION = "global"
 
 # The SDK's own httpx2 timeout sits this many seconds behind our anyio deadline: a backstop
 # that only fires if the scope somehow does not (and it sets X-Server-Timeout for the server).
@@ -93,11 +89,8 @@ KEEPALIVE = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
 INLINE_CHECK_BYTES = 256_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Models that take no image_size (notes, "Models": 2.5 Flash has one fixed size; the brief says
-# the same of 3.1 Flash).
-_NO_IMAGE_SIZE = re.compile(r"-flash-")
-#: JOB_STATE_* -> our state (providers/batch.py SERVICE_STATES). A partial success has a
-#: result file like a success; the transitional states count as still running.
+#: JOB_STATE_* -> our state (:attr:`~imagegen.providers.batch.BatchStatus.state`). A partial
+#: success has a result file like a success; the transitional states count as still running.
 _JOB_STATES: Final[Mapping[str, str]] = {
     "JOB_STATE_UNSPECIFIED": "pending",
     "JOB_STATE_QUEUED": "pending",
@@ -278,7 +271,7 @@ class GeminiProvider:
             code = error.get("code")
             http = errors.RPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
             details = error.get("details") if isinstance(error.get("details"), list) else []
-            message = errors.one_line(str(error.get("message") or ""))
+            message = secrets.one_line(str(error.get("message") or ""))
             return ResultLine(key, error=self._map_status_for(http, "", message, details, ""))
         raw = item.get("response")
         if not isinstance(raw, dict):
@@ -452,7 +445,7 @@ def _sdk_client(
         client = genai.Client(
             vertexai=True,
             project=project,
-            location=(location or "").strip() or VERTEX_DEFAULT_LOCATION,
+            location=(location or "").strip() or DEFAULT_LOCATION,
             credentials=credentials,
             http_options=options,
         )
@@ -489,7 +482,7 @@ class _MappedCall:
             mapped: ProviderError | None = errors.map_status(
                 exc.code,
                 exc.status or "",
-                errors.one_line(str(exc.message or "")),
+                secrets.one_line(str(exc.message or "")),
                 errors.error_details(exc.details),
                 model=self._model,
                 api_key=self._provider._api_key,
@@ -520,7 +513,7 @@ def _batch_status(job: types.BatchJob) -> BatchStatus:
         raise ServerError("the Batch API answered without a batch name")
     state = _JOB_STATES.get(_name(job.state) if job.state is not None else "", "pending")
     created = job.create_time.timestamp() if job.create_time is not None else None
-    error = errors.one_line(str(job.error.message or "")) if job.error is not None else None
+    error = secrets.one_line(str(job.error.message or "")) if job.error is not None else None
     return BatchStatus(
         job.name,
         job.display_name or "",
@@ -549,7 +542,7 @@ def build_config(request: ImageRequest, *, sdk_timeout: float) -> types.Generate
 
     ``sdk_timeout`` seconds becomes the SDK's per-request timeout (milliseconds on the wire).
     """
-    image_size = None if _NO_IMAGE_SIZE.search(request.model) else request.quality
+    image_size = request.quality if takes_image_size(request.model) else None
     return types.GenerateContentConfig(
         response_modalities=["TEXT", "IMAGE"],
         image_config=types.ImageConfig(aspect_ratio=request.aspect, image_size=image_size),
@@ -613,7 +606,7 @@ def pick_image(
     if feedback is not None and feedback.block_reason is not None:
         block = _name(feedback.block_reason)
         said = (
-            f": {errors.one_line(feedback.block_reason_message)}"
+            f": {secrets.one_line(feedback.block_reason_message)}"
             if feedback.block_reason_message
             else ""
         )
@@ -638,7 +631,7 @@ def pick_image(
         text = " ".join(p.text for p in parts if p.text and not p.thought)
         if text and finish in (None, "STOP"):
             raise NoImage(
-                f"no image, the model answered: {errors.one_line(text)}", reason="TEXT_ONLY"
+                f"no image, the model answered: {secrets.one_line(text)}", reason="TEXT_ONLY"
             )
         reason = finish or "NO_IMAGE"
         raise NoImage(f"no image (finish reason {reason}){_said(candidate)}", reason=reason)
@@ -660,7 +653,7 @@ def _said(candidate: types.Candidate) -> str:
     ]
     text = f" [{', '.join(blocked)}]" if blocked else ""
     if candidate.finish_message:
-        text += f": {errors.one_line(candidate.finish_message)}"
+        text += f": {secrets.one_line(candidate.finish_message)}"
     return text
 
 

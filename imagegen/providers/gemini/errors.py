@@ -1,6 +1,6 @@
 """How the Gemini adapter names what went wrong: every error the google-genai SDK, google.auth
 or the transport can raise, and each per-request error of a batch's results, as one of
-:mod:`imagegen.errors`, in one line with the key removed.
+:mod:`imagegen.errors`, in one line with the key removed (:mod:`imagegen.secrets`).
 
     google.genai APIError  by HTTP code:  STATUS_MAP, after the special cases of
                                           :func:`map_status` (a per-day quota, an invalid
@@ -97,17 +97,9 @@ ERROR_MAP: Final[Mapping[type[BaseException], tuple[type[ProviderError], str]]] 
 }
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
-# Google API keys look like "AIza" + 35 characters, OAuth access tokens "ya29." + more; also
-# scrub any ?key= query in a URL.
-_KEY_PATTERNS = (
-    re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
-    re.compile(r"ya29\.[0-9A-Za-z_\-.]+"),
-    re.compile(r"(?<=[?&]key=)[^&\s'\"]+"),
-)
 # A per-day quota: the Gemini API names it in QuotaFailure ("...PerDay..."), Vertex in the
 # metric or the message ("..._per_day_...").
 _PER_DAY = re.compile(r"per_?day", re.IGNORECASE)
-_MAX_MESSAGE = 400
 #: google.rpc.Code (a per-request error in a batch's results) -> the HTTP status the same
 #: error has online, so that both go through one table (google.rpc code.proto's mapping).
 RPC_TO_HTTP: Final[Mapping[int, int]] = {
@@ -136,22 +128,26 @@ _FILE_GONE = re.compile(r"access the File (\S+?) or it may not exist")
 def map_error(exc: BaseException, *, model: str, api_key: str = "") -> ProviderError | None:
     """Our error for an exception out of the SDK call, or None if it is not a known kind.
 
-    The message is one line, at most ~400 characters, with ``api_key`` (and anything shaped
-    like a Google API key or OAuth token) removed.
+    The message is one line, at most ~400 characters, with ``api_key`` (registered here as a
+    secret, so that it is removed even if nobody registered it before) and every other secret
+    and key-shaped string removed (:func:`imagegen.secrets.redact`).
     """
+    # Before any text is cut: a key that is not yet known could leave a part behind the cut.
+    secrets.register(api_key)
     if isinstance(exc, genai_errors.APIError):
         return _map_api_error(exc, model=model, api_key=api_key)
     if isinstance(exc, google.auth.exceptions.GoogleAuthError):
-        return _map_auth_error(exc, api_key=api_key)
+        return _map_auth_error(exc)
     for cls in type(exc).__mro__:
         if cls in ERROR_MAP:
             target, meaning = ERROR_MAP[cls]
-            return target(scrub(f"{meaning} ({_cause(exc)})", api_key))
+            return target(f"{meaning} ({_cause(exc)})")
     return None
 
 
 def _cause(exc: BaseException) -> str:
-    detail = one_line(str(exc))
+    """The exception's class and its message, on one line and redacted."""
+    detail = secrets.one_line(str(exc))
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
@@ -164,7 +160,7 @@ def _map_api_error(exc: genai_errors.APIError, *, model: str, api_key: str) -> P
     return map_status(
         exc.code,
         exc.status or "",
-        one_line(str(exc.message or "")),
+        secrets.one_line(str(exc.message or "")),
         error_details(exc.details),
         model=model,
         api_key=api_key,
@@ -183,9 +179,13 @@ def map_status(
 ) -> ProviderError:
     """Our error for an HTTP error (or a batch line's error, its rpc code as HTTP): the
     special cases first, then :data:`STATUS_MAP`. ``calls_model`` False (a Files or Batch API
-    call about a file or a batch, not a model) makes a 404 a BadRequest, not a stop."""
+    call about a file or a batch, not a model) makes a 404 a BadRequest, not a stop.
+
+    ``api_key`` is registered as a secret; it and every other secret are removed from the line.
+    """
+    secrets.register(api_key)
     head = f"HTTP {code} {status}".rstrip()
-    line = scrub(f"{head}: {message}" if message else head, api_key)
+    line = secrets.redact(f"{head}: {message}" if message else head)
     retry_after = _retry_after(details)
     gone = _FILE_GONE.search(message)
     if code == 403 and gone:
@@ -207,7 +207,7 @@ def map_status(
         forbidden = [FORBIDDEN_REASONS[r] for r in sorted(reasons) if r in FORBIDDEN_REASONS]
         return _stop(line, forbidden[0] if forbidden else "permission_denied")
     if code == 404:
-        line = scrub(f"{head}: model {model!r} is not available: {message}", api_key)
+        line = secrets.redact(f"{head}: model {model!r} is not available: {message}")
         return BatchStop(line, reason="model_not_found")
 
     target, reason = STATUS_MAP.get(code, (BadRequest if 400 <= code < 500 else ServerError, None))
@@ -216,23 +216,21 @@ def map_status(
     return target(line, retry_after=retry_after)
 
 
-def _map_auth_error(exc: google.auth.exceptions.GoogleAuthError, *, api_key: str) -> ProviderError:
+def _map_auth_error(exc: google.auth.exceptions.GoogleAuthError) -> ProviderError:
     """Vertex with application-default credentials: loading or refreshing them failed.
 
     No credentials to be found, or a refresh the token server refused, stop the batch (every
     call would fail alike); a refresh that could not reach the token server, or that the
     server says is worth retrying, is a retryable ServerError.
     """
-    cause = _cause(exc)
+    cause = _cause(exc)  # redacted: the only text here that comes from outside
     if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
-        return _stop(
-            scrub(f"no application-default credentials ({cause})", api_key), "no_credentials"
-        )
+        return _stop(f"no application-default credentials ({cause})", "no_credentials")
     if isinstance(exc, google.auth.exceptions.TimeoutError):
-        return AttemptTimeout(scrub(f"the token server did not answer in time ({cause})", api_key))
+        return AttemptTimeout(f"the token server did not answer in time ({cause})")
     if isinstance(exc, google.auth.exceptions.TransportError) or getattr(exc, "retryable", False):
-        return ServerError(scrub(f"the credentials could not be refreshed ({cause})", api_key))
-    return _stop(scrub(f"the credentials were refused ({cause})", api_key), "invalid_credentials")
+        return ServerError(f"the credentials could not be refreshed ({cause})")
+    return _stop(f"the credentials were refused ({cause})", "invalid_credentials")
 
 
 def error_details(body: Any) -> list[dict[str, Any]]:
@@ -272,17 +270,3 @@ def _reasons(details: list[dict[str, Any]]) -> set[str]:
         for d in details
         if str(d.get("@type", "")).endswith("google.rpc.ErrorInfo")
     }
-
-
-def one_line(text: str) -> str:
-    # Redacted before it is cut: a key echoed near the cut must not leave a part behind.
-    return secrets.one_line(text, _MAX_MESSAGE)
-
-
-def scrub(text: str, api_key: str) -> str:
-    # A key of a few characters (a test's "k") would mangle every message; real keys are long.
-    if len(api_key) >= 8:
-        text = text.replace(api_key, "***")
-    for pattern in _KEY_PATTERNS:
-        text = pattern.sub("***", text)
-    return text

@@ -123,16 +123,12 @@ def draw_placeholder(
     )
 
 
-def describe(title: str, visual_type: str, font_path: Path | None = None) -> dict[str, JSON]:
+def describe(title: str, visual_type: str) -> dict[str, JSON]:
     """The facts :meth:`Placeholder.details` gives for this title and template, without
     drawing (the same font choice, so the same answer as a drawing on this machine)."""
     text = unicodedata.normalize("NFC", " ".join(title.split()))
     background, _ink = COLOURS.get(visual_type, _DEFAULT_COLOURS)
-    path: Path | None
-    if font_path is not None:
-        path, missing = font_path, missing_glyphs(_font(font_path, 48), text)
-    else:
-        path, missing = choose_font(text)
+    path, missing = choose_font(text)
     font = _font(path, 48)
     return Placeholder(
         png=b"",

@@ -55,7 +55,9 @@ PRICES_AS_OF = "2026-03 (the Gemini API's; unverified for Vertex)"
 KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 PROJECT_VAR = "GOOGLE_CLOUD_PROJECT"
 LOCATION_VAR = "GOOGLE_CLOUD_LOCATION"
-DEFAULT_LOCATION = "global"  # the SDK's default when a project comes without a location
+#: The location when a project comes without one: the SDK's own default, and where Google
+#: serves the Gemini 3 image models (the global endpoint). The adapter uses it too.
+DEFAULT_LOCATION = "global"
 
 #: Vertex adds block reasons of its own to Gemini's (google-genai ``BlockedReason``,
 #: ``FinishReason``): Model Armor and jailbreak screening, and a language it does not serve.
