@@ -38,11 +38,7 @@ def test_a_typed_provider_overrides_every_file() -> None:
     assert chosen.provider.name == "gemini" and chosen.notes == ()
 
 
-def test_a_provider_not_registered_here_falls_back_to_the_runs_with_a_note() -> None:
-    vertex = route(Defaults(provider="vertex"), run(), "f.yaml", registered=lambda _n: False)
-    assert vertex.provider.name == "gemini"
-    (note,) = vertex.notes
-    assert note.startswith("f.yaml: defaults.provider 'vertex' is not registered here")
+def test_a_provider_this_tool_does_not_know_falls_back_to_the_runs_with_a_note() -> None:
     unknown = route(Defaults(provider="midjourney"), run(provider="openai"), "g.yaml")
     assert unknown.provider.name == "openai"
     assert "'midjourney' is not a provider this tool knows" in unknown.notes[0]

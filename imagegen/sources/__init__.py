@@ -79,8 +79,11 @@ class Plan:
     ``complete``, when set, is paid work that finishes the plan (a text model writing prompts,
     say): it runs after every check has passed and before the session is created, never on
     ``--dry-run``, and returns the finished plan (whose config records the spending as
-    ``planning_cost_usd``, see :class:`imagegen.model.Summary`). It raises InputError, or a
-    ProviderError when the service fails.
+    ``planning_cost_usd``, see :class:`imagegen.model.Summary`). It raises InputError (an
+    input found wanting only now, such as a chapter the text model will not write a prompt
+    for) or, when the service fails, an ImagegenError whose ``exit_code`` is EXIT_STOPPED
+    (exit 3; the chapters source raises ``PromptsNotWritten``), not a bare ProviderError,
+    which has no exit code of its own.
     """
 
     jobs: tuple[JobState, ...]

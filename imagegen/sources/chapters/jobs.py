@@ -13,7 +13,8 @@ Every chapter becomes a job, so the journal and the contact sheet list each one:
 Each job's target is ``EPISODE/images/{chapter_id}.png`` with ``replace``: an existing image
 is moved aside (``{chapter_id}.replaced-TIME.png``), never overwritten. The job's
 ``cost_group`` is the episode folder, so the episode's cap holds. Labels carry what the
-after-save steps and the views need (see :data:`LABELS`).
+after-save steps and the views need: the episode and chapter, the visual type, the content
+hash, how the image is made and why, and where its prompt came from.
 """
 
 from __future__ import annotations
@@ -31,18 +32,6 @@ from .settings import ImageSettings
 
 SOURCE_NAME = "chapters"
 PLACEHOLDER_PROVIDER = "placeholder"
-#: The labels every chapter job carries.
-LABELS = (
-    "episode_dir",
-    "episode_id",
-    "chapter_id",
-    "chapter_title",
-    "visual_type",
-    "content_hash",
-    "generation_method",
-    "reason",
-    "prompt_source",
-)
 #: ``generation_method`` of a drawn placeholder (seed 002 section 6.1).
 TEMPLATE_METHOD = "template"
 #: Stands in for a prompt the text model has not written yet (a plan before completion).

@@ -33,8 +33,9 @@ def ended_at(state: JobState) -> str:
     return iso_utc(datetime.fromisoformat(local).astimezone(UTC))
 
 
-def image_entry(state: JobState, size_bytes: int, session_id: str) -> ImageEntry:
-    """The ``ok`` entry of a completed chapter job whose image file has ``size_bytes``."""
+def image_entry(state: JobState, session_id: str) -> ImageEntry:
+    """The ``ok`` entry of a completed chapter job, without ``size_bytes`` (the file's size
+    once it carries the entry: :func:`.steps.carry` sets it)."""
     job = state.job
     chapter_id = str(job.label("chapter_id"))
     title = str(job.label("chapter_title"))
@@ -80,7 +81,6 @@ def image_entry(state: JobState, size_bytes: int, session_id: str) -> ImageEntry
         model=model,
         size=size,
         mime_type=PNG,
-        size_bytes=size_bytes,
         details=details,
     )
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import filelock
 
 from ...model import RUNNABLE, JobState
+from ...report.sheet import session_duration
 from ...sources import SessionView
 from .config import EpisodeConfig, episode_of, episodes_of, text_spend
 from .imagefile import read_embedded_entry, save_image
@@ -200,12 +201,9 @@ def apply_job(
         return manifest  # a later session wrote this chapter
     now = datetime.now(UTC)
     if state.status == "completed":
-        path = Path(state.output or "")
-        try:
-            size = path.stat().st_size
-        except OSError:
+        if not Path(state.output or "").exists():
             return manifest  # gone since it was saved: nothing to claim
-        entry = carry(episode.path, image_entry(state, size, session_id))
+        entry = carry(episode.path, image_entry(state, session_id))
         if entry == existing:
             return manifest
         return merge_entry(manifest, entry, episode.chapters, now)
@@ -276,18 +274,8 @@ def provenance(
         session_id=view.session_id,
     )
     return build_provenance(
-        episode, manifest, tally, facts, now=now, duration_seconds=duration(jobs)
+        episode, manifest, tally, facts, now=now, duration_seconds=session_duration(jobs) or 0.0
     )
-
-
-def duration(jobs: Iterable[JobState]) -> float:
-    """Seconds from the first job's start to the last job's end (0 before both)."""
-    started = [js.started for js in jobs if js.started]
-    ended = [js.completed for js in jobs if js.completed]
-    if not started or not ended:
-        return 0.0
-    span = datetime.fromisoformat(max(ended)) - datetime.fromisoformat(min(started))
-    return max(span.total_seconds(), 0.0)
 
 
 def keep_unclaimed(

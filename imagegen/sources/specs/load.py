@@ -18,7 +18,6 @@ from .schema import (
     CHAPTER_PROMPT_FIELDS,
     CHAPTERS,
     INVENTORY,
-    LOCATION_OUTPUT_FIELDS,
     LOCATION_PROMPT_FIELDS,
     LOCATIONS,
     OUTPUT_FIELDS,
@@ -254,7 +253,6 @@ def _location_item(f: Fields, key: tuple[str | int, ...], defaults: Defaults) ->
         size=size,
         generated_images=tuple(generated),
         fingerprint=fingerprint(f.node, LOCATION_PROMPT_FIELDS),
-        output_fingerprint=fingerprint(f.node, LOCATION_OUTPUT_FIELDS),
     )
 
 

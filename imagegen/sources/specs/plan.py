@@ -64,9 +64,10 @@ class Task:
     path in the file, e.g. ``("images", 3)``. ``output`` is relative to ``root`` with ``/``.
     ``fingerprint`` covers the item's prompt fields as planned; ``prompt_sha256`` the composed
     prompt. ``output_exists`` says the output file is already on disk although the spec does
-    not record it (an image saved just before a crash). ``output_fingerprint`` covers the
-    item's output fields as planned (:func:`~.update.record_result` refuses to write over a
-    result recorded since).
+    not record it (an image saved just before a crash). ``output_fingerprint`` covers a
+    chapter image's output fields as planned (:func:`~.update.record_result` refuses to write
+    over a result recorded since); it is empty for a location item, whose list of results
+    only grows.
     """
 
     id: str
@@ -276,7 +277,6 @@ def location_task(
         fingerprint=item.fingerprint,
         prompt_sha256=_sha256(prompt),
         output_exists=exists(root / output),
-        output_fingerprint=item.output_fingerprint,
     )
 
 

@@ -1,13 +1,14 @@
 """Which provider and model a spec file's tasks go to (issue 13, "Defaults per file").
 
-A file's ``defaults.provider`` names a service the way the seed does ("openai", "google"); it
-maps to a provider of the registry (:data:`PROVIDER_NAMES`). The rules, in order:
+A file's ``defaults.provider`` names a service the way the seed does ("openai", "google",
+"vertex"); it maps to a provider of the registry (:data:`PROVIDER_NAMES`, every one of them
+registered). The rules, in order:
 
 - ``--provider`` typed on the command line: every task goes there;
-- else the file's provider when it maps to a registered one;
+- else the file's provider when :data:`PROVIDER_NAMES` knows it;
 - else the run's provider (``--provider``'s default, gemini), with a note saying so: a file
-  naming a provider this installation does not have (``vertex`` before it is added,
-  ``midjourney``) is still generated, and the dry run says where.
+  naming a provider this tool does not know (``midjourney``) is still generated, and the dry
+  run says where.
 
 The model: ``--model`` when typed and the chosen provider lists it (or ``--provider`` was typed
 too: the user named both); else the file's ``defaults.model`` when the chosen provider lists it
@@ -19,7 +20,6 @@ Pure: values in, a :class:`Route` out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ... import providers
@@ -60,30 +60,20 @@ class Route:
         return Capabilities(supports_references=limit > 0, max_references=limit)
 
 
-def route(
-    defaults: Defaults,
-    run: RunDefaults,
-    where: str,
-    registered: Callable[[str], bool] = lambda name: name in providers.REGISTRY,
-) -> Route:
+def route(defaults: Defaults, run: RunDefaults, where: str) -> Route:
     """The provider and model for the tasks of the file at ``where`` (module docstring)."""
     notes: list[str] = []
     info = run.provider
     asked = (defaults.provider or "").strip()
     if asked and "provider" not in run.chosen:
         name = PROVIDER_NAMES.get(asked.lower())
-        if name is not None and registered(name):
+        if name is not None:
             info = providers.get(name)
         else:
             known = ", ".join(sorted(PROVIDER_NAMES))
-            why = (
-                f"is not registered here ({', '.join(providers.REGISTRY)})"
-                if name is not None
-                else f"is not a provider this tool knows ({known})"
-            )
             notes.append(
-                f"{where}: defaults.provider {asked!r} {why}; its tasks use {info.name} "
-                "(--provider chooses another)"
+                f"{where}: defaults.provider {asked!r} is not a provider this tool knows "
+                f"({known}); its tasks use {info.name} (--provider chooses another)"
             )
     model = info.default_model
     if "model" in run.chosen and (run.model in info.models or "provider" in run.chosen):

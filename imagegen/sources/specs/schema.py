@@ -48,8 +48,6 @@ CHAPTER_PROMPT_FIELDS = (
 LOCATION_PROMPT_FIELDS = ("prompt_used", "negative_prompt", "size")
 #: The fields the tool writes into a chapter image, and into each ``generated_images`` entry.
 OUTPUT_FIELDS = ("generated_at", "file_name", "file_path", "provider", "model", "provider_metadata")
-#: The fields of a location overview or part that hold its results.
-LOCATION_OUTPUT_FIELDS = ("generated_images",)
 #: An inventory image with this status is sent first; "rejected" ones are never sent.
 APPROVED = "approved"
 REJECTED = "rejected"
@@ -133,7 +131,9 @@ class Chapter:
 @dataclass(frozen=True, slots=True)
 class LocationItem:
     """The ``overview`` or an entry of ``parts``; ``key`` is its place in the file.
-    Fingerprints as for :class:`ChapterImage` (the output one covers ``generated_images``)."""
+    ``fingerprint`` as for :class:`ChapterImage`; no output fingerprint: its results are a
+    list that only grows (``generated_images``), and appending loses none recorded since
+    planning."""
 
     slug: str
     key: tuple[str | int, ...]
@@ -143,7 +143,6 @@ class LocationItem:
     size: str | None
     generated_images: tuple[Generated, ...]
     fingerprint: str
-    output_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +243,6 @@ def _settled(value: Any) -> Any:
 
 def prompt_fields(kind: Kind) -> tuple[str, ...]:
     return CHAPTER_PROMPT_FIELDS if kind == "chapter" else LOCATION_PROMPT_FIELDS
-
-
-def output_fields(kind: Kind) -> tuple[str, ...]:
-    """The fields of an item that hold its results."""
-    return OUTPUT_FIELDS if kind == "chapter" else LOCATION_OUTPUT_FIELDS
 
 
 def locate(data: CommentedMap, kind: Kind, item_id: str, file: Path) -> CommentedMap | None:

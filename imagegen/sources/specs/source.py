@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
+from ...cli.options import positive_int
 from ...model import JSON, Job, JobState
 from .. import AfterRun, Plan, RunDefaults, SessionView
 from .earlier import SOURCE_NAME, Earlier, find_earlier
@@ -38,17 +39,8 @@ from .routing import Route, route
 from .schema import Kind, Specs
 from .update import ImageResult, ItemRef, record_result
 
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--max-tasks must be a whole number, not {value!r}"
-        ) from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"--max-tasks must be at least 1, not {number}")
-    return number
+#: Highest ``--max-tasks``: far above any spec tree's pending images (it only caps a count).
+MAX_TASKS = 1_000_000
 
 
 def _slugs(values: Sequence[str] | None) -> list[str]:
@@ -85,7 +77,10 @@ class SpecsSource:
         )
         sel.add_argument("--match", metavar="GLOB", help="only task ids matching, e.g. 'quay/*'")
         sel.add_argument(
-            "--max-tasks", type=_positive, metavar="N", help="the first N pending tasks only"
+            "--max-tasks",
+            type=positive_int("--max-tasks", 1, MAX_TASKS),
+            metavar="N",
+            help="the first N pending tasks only",
         )
 
     def plan(self, args: argparse.Namespace, defaults: RunDefaults) -> Plan:
@@ -158,8 +153,9 @@ def _job_state(
         ("spec_item", task.item_id),
         ("spec_key", list(task.item)),
         ("spec_fingerprint", task.fingerprint),
-        ("spec_recorded", task.output_fingerprint),
     ]
+    if task.kind == "chapter":  # a location item's results only grow: nothing to guard
+        labels.append(("spec_recorded", task.output_fingerprint))
     if earlier is not None:
         made = earlier.state
         labels.append(

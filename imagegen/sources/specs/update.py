@@ -42,7 +42,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from .edits import append_entry, set_field
 from .errors import SpecError
 from .plan import Task
-from .schema import Kind, fingerprint, locate, output_fields, prompt_fields
+from .schema import OUTPUT_FIELDS, Kind, fingerprint, locate, prompt_fields
 from .yamlfile import is_null, parse, plain, render
 
 #: Seconds to wait for another writer of the same spec file before giving up.
@@ -140,8 +140,8 @@ class Recordable(Protocol):
 @dataclass(frozen=True, slots=True)
 class ItemRef:
     """A planned item, as much of it as recording a result needs: the task id, the item's
-    kind, file and id, and its prompt and output fingerprints at planning (an empty output
-    fingerprint is not checked)."""
+    kind, file and id, and its prompt and output fingerprints at planning (the output one is
+    a chapter image's; an empty one is not checked)."""
 
     id: str
     kind: Kind
@@ -234,7 +234,7 @@ def _record(
     if (
         task.kind == "chapter"
         and recorded
-        and fingerprint(node, output_fields(task.kind)) != recorded
+        and fingerprint(node, OUTPUT_FIELDS) != recorded
         and plain(node.get("file_path")) not in replaces
     ):
         return Update(
