@@ -94,10 +94,6 @@ def make_jobs(root: Path, combos: Combos, prompts: int = 2, quality: str = "1K")
     return jobs
 
 
-def prompt_of(job: Job) -> str:
-    return job.prompt
-
-
 def new_session(root: Path, jobs: list[Job], **config: Any) -> Journal:
     base = {"quality": "1K", "provider": "gemini", "source": "combos", "header": ["test"]}
     return Journal.create(

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -29,7 +30,11 @@ SKIP_REASON = (
     "needs a headless browser: Debian's chromium package (apt-get install -y chromium), "
     "which .ci/run installs"
 )
-FLAGS = (
+#: For a test that needs the browser (a fixture that starts one may skip instead).
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
+#: A quiet headless browser that reaches nothing on its own (also test_report.py's one-shot
+#: ``--dump-dom`` and ``--screenshot`` runs).
+HEADLESS_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -38,6 +43,10 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+)
+#: ... driven over the DevTools protocol on loopback, at a port it picks.
+FLAGS = (
+    *HEADLESS_FLAGS,
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
@@ -291,9 +300,3 @@ class Chromium:
         )
         if not found:
             raise BrowserError(f"no option {value!r} in {selector!r}")
-
-    def screenshot(self, path: Path) -> None:
-        import base64
-
-        shot = self.call("Page.captureScreenshot", {"format": "png"})
-        path.write_bytes(base64.b64decode(shot["data"]))

@@ -248,13 +248,6 @@ def wait_for(
         time.sleep(interval)
 
 
-def line_count(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 def whole_lines(path: Path) -> list[dict[str, Any]]:
     try:
         data = path.read_bytes()

@@ -31,6 +31,19 @@ def test_idle_stretches_are_the_parts_no_interval_covers() -> None:
     assert bench.peak_overlap(busy) == 2
 
 
+def test_the_counting_wrapper_is_a_file_store_and_a_batch_service_by_its_own_methods() -> None:
+    """Around an inner object with no methods at all, the photos and batch scenarios' wrapper
+    still matches both Protocols: each of their methods is written on it, not forwarded by
+    ``__getattr__`` (which ``isinstance`` ignores from Python 3.12), so the session does take
+    the upload and Batch API paths the scenarios measure."""
+    from imagegen.bench.batch_scenarios import CountingProvider, Traffic
+    from imagegen.providers.batch import BatchService, FileStore
+
+    wrapper = CountingProvider(object(), Traffic())  # type: ignore[arg-type]
+    assert isinstance(wrapper, FileStore)
+    assert isinstance(wrapper, BatchService)
+
+
 def test_quick_run_prints_every_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--quick --scenario slots --scenario storm --json`` in this process: the table's rows."""
     argv = [

@@ -277,11 +277,14 @@ def test_pool_limits_default_to_the_providers_own_and_flags_override_them(
     ws: Workspace, capsys: pytest.CaptureFixture[str], provider: str
 ) -> None:
     pool = get(provider).pool
-    base = (*TINY, "--combos", "C-U-001", "--provider", provider, "--offline")
+    # One job: nothing waits for the provider's default spacing between starts.
+    base = (*TINY, "--combos", "C-U-001", "--prompts", "GN01", "--provider", provider, "--offline")
     r = run_cli(capsys, *base, "--offline-latency", "0", "--plain")
     assert r.code == 0, r.out + r.err
     first = only_session(ws.root)
-    config = snapshot(ws.root, first)["config"]
+    doc = snapshot(ws.root, first)
+    assert len(doc["jobs"]) == 1
+    config = doc["config"]
     assert (config["concurrency"], config["min_interval"], config["rpm"]) == (
         pool.concurrency,
         pool.min_interval,

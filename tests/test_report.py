@@ -31,13 +31,8 @@ from imagegen.report import (
 )
 from imagegen.report.page import Gallery, format_duration, render_page
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="needs a headless browser: Debian's chromium package (apt-get install -y chromium), "
-    "which .ci/run installs",
-)
+from .chromium import CHROMIUM, HEADLESS_FLAGS, needs_chromium
+from .cli_helpers import FAST, OFFLINE, SAMPLE_CATALOGS, SAMPLE_COMBOS, use_emulator
 
 
 @dataclass(frozen=True)
@@ -58,21 +53,19 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sample]:
     root = tmp_path_factory.mktemp("workdir")
     with pytest.MonkeyPatch.context() as mp, Emulator(render="plain") as emu:
         mp.chdir(root)
-        mp.delenv("GOOGLE_API_KEY", raising=False)
-        mp.setenv("GEMINI_API_KEY", "test-key")
-        mp.setenv("GOOGLE_GEMINI_BASE_URL", emu.base_url)
+        use_emulator(mp, emu)
         # One worker, so the jobs run in plan order and the first GN01 and ZH01 ones fail.
         emu.enqueue(Outcome.finish("IMAGE_SAFETY"), match="6:30 a.m.")
         emu.enqueue(Outcome.prompt_blocked("SAFETY"), match="kraft beli mailer")
-        run = ["--min-interval", "0", "--plain", "--concurrency", "1"]
+        run = [*FAST, "--concurrency", "1"]
         assert (
             main(
                 [
                     *run,
                     "--combos-root",
-                    str(REPO / "combos"),
+                    str(SAMPLE_COMBOS),
                     "--catalogs-root",
-                    str(REPO / "catalogs"),
+                    str(SAMPLE_CATALOGS),
                     "--wardrobe",
                     "zip-hoodie",
                     "--ui-style",
@@ -230,8 +223,7 @@ def test_a_run_makes_each_thumbnail_as_it_saves_the_image(
     the report then decodes no image."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("imagegen.session.write_report", lambda *_args: Path("not written"))
-    argv = ["--offline", "--offline-latency", "0", "--min-interval", "0", "--plain"]
-    argv += ["--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs")]
+    argv = [*OFFLINE, "--combos-root", str(SAMPLE_COMBOS), "--catalogs-root", str(SAMPLE_CATALOGS)]
     argv += ["--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2"]
     assert main([*argv, "--combos", "C-U-009"]) == EXIT_OK
     sessions = Path("sessions")
@@ -459,17 +451,7 @@ def _copy_first_session(sample: Sample, tmp_path: Path, monkeypatch: pytest.Monk
 class Browser:
     profile: Path
     flags: list[str] = field(
-        default_factory=lambda: [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-        ]
+        default_factory=lambda: [*HEADLESS_FLAGS, "--virtual-time-budget=5000"]
     )
 
     def run(self, *args: str) -> str:

@@ -24,10 +24,8 @@ from imagegen.report import build_sheet, report_dir, write_report
 from imagegen.report.page import CardView, Gallery, Media, card_view, render_page
 from imagegen.report.sheet import Card, ContactSheet, Header, Row, Section, Shot
 
-from .chromium import CHROMIUM, SKIP_REASON, Chromium
-
-REPO = Path(__file__).resolve().parents[1]
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
+from .chromium import CHROMIUM, SKIP_REASON, Chromium, needs_chromium
+from .cli_helpers import FAST, SAMPLE_CATALOGS, SAMPLE_COMBOS, use_emulator
 
 UPGRADE = "document.getElementById('cmd-upgrade').textContent"
 RETRY = "document.getElementById('cmd-retry').textContent"
@@ -82,15 +80,14 @@ def made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Made]:
     root = tmp_path / "work"
     root.mkdir()
     monkeypatch.chdir(root)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     with Emulator(render="plain") as emu:
-        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emu.base_url)
+        use_emulator(monkeypatch, emu)
         emu.enqueue(Outcome.finish("IMAGE_SAFETY"), match="6:30 a.m.")
         emu.enqueue(Outcome.prompt_blocked("SAFETY"), match="kraft beli mailer")
         argv = [
-            *("--min-interval", "0", "--plain", "--concurrency", "1"),
-            *("--combos-root", str(REPO / "combos"), "--catalogs-root", str(REPO / "catalogs")),
+            *FAST,
+            *("--concurrency", "1"),
+            *("--combos-root", str(SAMPLE_COMBOS), "--catalogs-root", str(SAMPLE_CATALOGS)),
             *("--wardrobe", "zip-hoodie", "--ui-style", "Orange", "--catalogs", "v3.2"),
             *("--combos", "C-U-009,C-U-010"),
         ]

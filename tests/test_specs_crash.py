@@ -22,7 +22,6 @@ import pytest
 
 from imagegen import journal as journal_mod
 from imagegen.emulator import Emulator
-from imagegen.emulator.openai_routes import openai_state
 from imagegen.sources.specs import load_root
 from imagegen.sources.specs.update import lock_path
 
@@ -32,8 +31,10 @@ from .specs_tree import (
     FILES,
     PENDING,
     assert_only_output_fields,
+    calls,
     make_tree,
     recorded,
+    texts,
 )
 
 pytestmark = pytest.mark.slow
@@ -50,14 +51,6 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url + "/v1")
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
         yield emulator
-
-
-def calls(emu: Emulator) -> Counter[str]:
-    return emu.generated + openai_state(emu).generated
-
-
-def texts(root: Path) -> dict[str, str]:
-    return {name: (root / name).read_text(encoding="utf-8") for name in FILES}
 
 
 def sessions(cwd: Path) -> list[str]:

@@ -3,7 +3,6 @@ under a lock, never stale, never twice."""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import stat
@@ -28,6 +27,7 @@ from imagegen.sources.specs.update import (
 )
 
 from .specs_helpers import CHAPTER_FILE, LOCATION, LOCATION_FILE, make_root
+from .specs_tree import changed_lines
 
 WHEN = datetime(2026, 3, 1, 12, 30, 5, 999, tzinfo=UTC)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -48,16 +48,6 @@ def result(task: Task, image: bytes = b"png-bytes", **changes: object) -> ImageR
     }
     fields.update(changes)
     return ImageResult.of(task, image, **fields)  # type: ignore[arg-type]
-
-
-def changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
-    """(removed, added) lines of a unified diff."""
-    removed, added = [], []
-    for line in difflib.unified_diff(before.splitlines(), after.splitlines(), n=0, lineterm=""):
-        if line.startswith(("---", "+++", "@@")):
-            continue
-        (removed if line[0] == "-" else added).append(line[1:])
-    return removed, added
 
 
 def metadata_lines(indent: str, task: Task, image: bytes = b"png-bytes") -> list[str]:

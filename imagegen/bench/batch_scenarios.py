@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from ..executors.batch import BatchSettings
 from ..executors.limiter import Limits
 from ..journal import Journal
 from ..model import Job
+from ..providers.base import ImageRequest, Reference
+from ..providers.batch import BatchService, BatchStatus, FileStore, RemoteFile, ResultLine
 from ..providers.gemini import batch_lines
 from ..providers.gemini.client import GeminiProvider
 from ..retry import RetryPolicy
@@ -94,16 +97,16 @@ class Traffic:
 
 class CountingProvider:
     """The Gemini adapter, counting the bytes of every upload (references and input files);
-    everything else is the adapter's own."""
+    everything else is the adapter's own.
+
+    Every method of :class:`FileStore` and :class:`BatchService` is written out, not left to
+    ``__getattr__``: from Python 3.12 ``isinstance`` against a runtime Protocol looks methods
+    up statically, so a forwarded-only method would make the session take the inline, online
+    path and the scenarios measure the wrong thing (:func:`run_session` checks it)."""
 
     def __init__(self, inner: GeminiProvider, traffic: Traffic) -> None:
         self._inner = inner
         self._traffic = traffic
-
-    async def upload_file(self, path: Path, mime_type: str, display_name: str | None = None) -> Any:
-        self._traffic.started()
-        self._traffic.upload_bytes.append((await anyio.Path(path).stat()).st_size)
-        return await self._inner.upload_file(path, mime_type, display_name)
 
     async def generate(self, request: Any, checkpoint: Any = None) -> Any:
         self._traffic.started()
@@ -111,6 +114,44 @@ class CountingProvider:
             return await self._inner.generate(request, checkpoint)
         finally:
             self._traffic.last_answer = time.perf_counter()
+
+    # -- FileStore
+
+    async def upload_file(
+        self, path: Path, mime_type: str, display_name: str | None = None
+    ) -> RemoteFile:
+        self._traffic.started()
+        self._traffic.upload_bytes.append((await anyio.Path(path).stat()).st_size)
+        return await self._inner.upload_file(path, mime_type, display_name)
+
+    async def file_status(self, name: str) -> RemoteFile | None:
+        return await self._inner.file_status(name)
+
+    def inline_is_smaller(self, size: int, uses: int = 1) -> bool:
+        return self._inner.inline_is_smaller(size, uses)
+
+    # -- BatchService
+
+    def request_line(self, key: str, request: ImageRequest) -> bytes:
+        return self._inner.request_line(key, request)
+
+    async def create_batch(self, model: str, input_file: str, display_name: str) -> BatchStatus:
+        return await self._inner.create_batch(model, input_file, display_name)
+
+    async def batch_status(self, name: str) -> BatchStatus:
+        return await self._inner.batch_status(name)
+
+    async def find_batches(self, display_name: str) -> list[BatchStatus]:
+        return await self._inner.find_batches(display_name)
+
+    async def cancel_batch(self, name: str) -> None:
+        await self._inner.cancel_batch(name)
+
+    async def download_results(self, results_file: str, path: Path) -> None:
+        await self._inner.download_results(results_file, path)
+
+    def read_result(self, line: bytes, want: Callable[[str], tuple[int, int] | None]) -> ResultLine:
+        return self._inner.read_result(line, want)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -141,11 +182,15 @@ def run_session(
 
             provider._http.event_hooks = {"request": [count], "response": []}
             console = Console(file=_Lines(traffic), width=200)
+            counting = CountingProvider(provider, traffic)
+            # Else the session would silently send references inline and skip the Batch API.
+            assert isinstance(counting, FileStore), "CountingProvider is no FileStore"
+            assert isinstance(counting, BatchService), "CountingProvider is no BatchService"
             started = time.perf_counter()
             result = await run_jobs(
                 journal,
                 settings,
-                CountingProvider(provider, traffic),
+                counting,
                 providers.get("gemini"),
                 console,
             )
@@ -183,8 +228,6 @@ def _inline_bytes(job: Job) -> int:
     """Bytes of the JSON body an online request with inline references sends for ``job``:
     the request with empty data, plus each photo's standard base64 (computed, not built: a
     16 MB body per combo would be this process's peak memory)."""
-    from ..providers.base import ImageRequest, Reference
-
     refs = tuple(Reference(Path(p).stem, "image/jpeg", b"") for p in job.references)
     request = ImageRequest(job.model, job.prompt, refs, job.quality, job.aspect, 90.0)
     empty = len(batch_lines.request_line(job.id, request))
