@@ -41,6 +41,17 @@ def exports(lines: list[str]) -> dict[str, dict[str, str]]:
     return found
 
 
+def read_until_ready(emulator: subprocess.Popen[str]) -> list[str]:
+    """The emulator's lines up to its ready line ("Render: ...")."""
+    assert emulator.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Render:"):
+        line = emulator.stdout.readline()
+        assert line, "the emulator exited early"
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
 def test_every_sdk_follows_the_variables_the_standalone_emulator_prints(tmp_path: Path) -> None:
     emulator = subprocess.Popen(
         [sys.executable, "-m", "imagegen", "emulator", "--port", "0", "--tls", "--tls-port", "0",
@@ -51,12 +62,7 @@ def test_every_sdk_follows_the_variables_the_standalone_emulator_prints(tmp_path
         env=clean_env(),
     )  # fmt: skip
     try:
-        assert emulator.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("Render:"):
-            line = emulator.stdout.readline()
-            assert line, "the emulator exited early"
-            lines.append(line.rstrip("\n"))
+        lines = read_until_ready(emulator)
         pointers = exports(lines)
         assert set(pointers) == {"gemini", "vertex", "openai", "fal"}, lines
         assert Path(pointers["fal"]["SSL_CERT_FILE"]).is_file()  # the CA, for fal-client
@@ -104,12 +110,7 @@ def test_kill_stops_the_standalone_emulator_and_removes_its_ca() -> None:
         env=clean_env(),
     )
     try:
-        assert emulator.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("Render:"):
-            line = emulator.stdout.readline()
-            assert line, "the emulator exited early"
-            lines.append(line.rstrip("\n"))
+        lines = read_until_ready(emulator)
         ca = Path(exports(lines)["fal"]["SSL_CERT_FILE"])
         assert ca.is_file()
         emulator.send_signal(signal.SIGTERM)
